@@ -1,0 +1,1 @@
+//! The salsa database: parse, resolve/check and lower as incremental queries over file inputs.

@@ -1,0 +1,1 @@
+//! The canonical formatter for .mlp files: idempotent, keeps every comment.

@@ -1,0 +1,1 @@
+//! Lowers the typed HIR of a pipeline into an execution plan.

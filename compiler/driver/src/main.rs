@@ -257,7 +257,13 @@ fn plan(path: &Path, output: Option<&Path>, set: &[String], diff: Option<&Path>,
         };
         let d = mlp_plan::diff(&old, plan);
         match format {
-            Format::Human => print!("{}", d.render_text()),
+            Format::Human => {
+                let t = d.render_text();
+                print!("{t}");
+                if !t.ends_with('\n') {
+                    println!();
+                }
+            }
             Format::Json => println!("{}", serde_json::to_string_pretty(&d).unwrap()),
         }
         return ExitCode::SUCCESS;

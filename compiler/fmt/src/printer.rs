@@ -69,22 +69,22 @@ impl<'a> Printer<'a> {
 
     pub fn item(&mut self, item: &Item) -> Doc {
         let mut parts = Vec::new();
-        let name_start = match &item.kind {
-            ItemKind::Import(i) => i.path.first().map_or(item.span.start, |p| p.span.start),
-            ItemKind::Pipeline(p) => p.name.span.start,
-            ItemKind::Fn(f) => f.name.span.start,
-            ItemKind::Op(o) => o.name.span.start,
+        // Comments between the keyword and the name stay after the keyword: above it they
+        // would end the item's doc comment.
+        let keyword = match item.attrs.last() {
+            Some(a) => self.next_token(self.c.code_end(a.span.end)) as u32,
+            None => item.span.start,
         };
         for (k, a) in item.attrs.iter().enumerate() {
             parts.push(self.own_lines(a.span.start));
             parts.push(self.attr(a));
-            let limit = item.attrs.get(k + 1).map_or(name_start, |n| n.span.start);
+            let limit = item.attrs.get(k + 1).map_or(keyword, |n| n.span.start);
             if let Some(t) = self.c.trailing(self.c.code_end(a.span.end), limit) {
                 parts.push(Doc::Suffix(t.text()));
             }
             parts.push(Doc::Hard);
         }
-        parts.push(self.own_lines(name_start));
+        parts.push(self.own_lines(keyword));
         parts.push(match &item.kind {
             ItemKind::Import(i) => self.import(i),
             ItemKind::Pipeline(p) => self.pipeline(p),

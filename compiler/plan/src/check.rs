@@ -49,8 +49,14 @@ pub fn validate(plan: &Plan) -> Result<(), Vec<String>> {
             if !param_names.insert(param.name.as_str()) {
                 errors.push(format!("pipeline `{pl}`: duplicate param `{}`", param.name));
             }
-            check_value(&param.name, &param.value, &mut |path, msg| {
+            check_value(&param.name, &param.value, &[], &mut |path, msg| {
                 errors.push(format!("pipeline `{pl}`: param `{path}`: {msg}"))
+            });
+        }
+
+        if let Some(schedule) = &p.schedule {
+            check_value("schedule", schedule, &[], &mut |path, msg| {
+                errors.push(format!("pipeline `{pl}`: `{path}`: {msg}"))
             });
         }
 
@@ -82,8 +88,9 @@ pub fn validate(plan: &Plan) -> Result<(), Vec<String>> {
                     node.cache_key
                 ));
             }
+            let input_names: Vec<&str> = node.inputs.iter().map(|i| i.name.as_str()).collect();
             for (name, v) in &node.params {
-                check_value(&key_segment("", name), v, &mut |path, msg| {
+                check_value(&key_segment("", name), v, &input_names, &mut |path, msg| {
                     errors.push(format!(
                         "pipeline `{pl}`: node `{id}`: param `{path}`: {msg}"
                     ))
@@ -150,23 +157,30 @@ pub fn validate(plan: &Plan) -> Result<(), Vec<String>> {
 /// Walks a param value and reports every tagged object (quantity, secret, config) that does
 /// not follow the conventions, with its path. The runtime reads values through
 /// [`classify`], so a malformed one would otherwise fail only when its node starts.
-fn check_value(path: &str, v: &Value, report: &mut impl FnMut(&str, String)) {
+///
+/// `inputs` are the argument names of the node's edges, which `{"input": name}` placeholders
+/// must refer to (none outside nodes).
+fn check_value(path: &str, v: &Value, inputs: &[&str], report: &mut impl FnMut(&str, String)) {
     match classify(v) {
         Err(msg) => report(path, msg),
+        Ok(ValueKind::Input(name)) if !inputs.contains(&name) => report(
+            path,
+            format!("placeholder refers to input `{name}`, which the node does not have"),
+        ),
         Ok(ValueKind::Config { args, .. }) => {
             let base = format!("{path}.args");
             for (k, a) in args {
-                check_value(&key_segment(&base, k), a, report);
+                check_value(&key_segment(&base, k), a, inputs, report);
             }
         }
         Ok(ValueKind::Plain(Value::Array(items))) => {
             for (i, item) in items.iter().enumerate() {
-                check_value(&format!("{path}[{i}]"), item, report);
+                check_value(&format!("{path}[{i}]"), item, inputs, report);
             }
         }
         Ok(ValueKind::Plain(Value::Object(fields))) => {
             for (k, f) in fields {
-                check_value(&key_segment(path, k), f, report);
+                check_value(&key_segment(path, k), f, inputs, report);
             }
         }
         Ok(_) => {}

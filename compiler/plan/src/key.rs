@@ -57,7 +57,8 @@ pub fn hash_source(bytes: &[u8]) -> String {
 }
 
 /// The value whose canonical JSON is hashed into `node`'s cache key:
-/// `{"op", "op_version", "params", "inputs": [[name, input_key], ...]}`.
+/// `{"op", "op_version", "params", "inputs": [[name, input_key], ...]}`, where quantities
+/// in params lose their display-only `text`.
 ///
 /// `input_key` looks up the cache key of an input node by id; an input it cannot resolve
 /// contributes an empty key (such a plan fails [`crate::validate`]). Public so that tools can
@@ -68,12 +69,35 @@ pub fn key_material<'a>(node: &Node, input_key: impl Fn(&str) -> Option<&'a str>
         .iter()
         .map(|i| json!([i.name, input_key(&i.from).unwrap_or("")]))
         .collect();
+    let params: serde_json::Map<String, Value> = node
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), without_quantity_text(v)))
+        .collect();
     json!({
         "op": node.op,
         "op_version": node.op_version,
-        "params": node.params,
+        "params": params,
         "inputs": inputs,
     })
+}
+
+/// A copy of `v` without the `text` of quantities: `text` is the source spelling, kept for
+/// display, and `4 ms` and `0.004 s` must hash alike (spec/types.md, "Quantities").
+fn without_quantity_text(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let is_quantity = m.contains_key("quantity");
+            Value::Object(
+                m.iter()
+                    .filter(|(k, _)| !(is_quantity && k.as_str() == "text"))
+                    .map(|(k, v)| (k.clone(), without_quantity_text(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(without_quantity_text).collect()),
+        scalar => scalar.clone(),
+    }
 }
 
 /// The cache key of `node` given its inputs' keys: blake3 hex of the canonical JSON of

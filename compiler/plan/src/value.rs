@@ -7,7 +7,9 @@
 //!   value in the SI base unit so that `4 ms` and `0.004 s` hash alike;
 //! - secrets: `{"secret": "NAME"}`, by name only, so a plan never holds a secret's value;
 //! - compile-time configs (layers, optimizers, losses, schedules, chunkers, embedders):
-//!   `{"fn": "nn.dense", "args": {"units": 128}}`.
+//!   `{"fn": "nn.dense", "args": {"units": 128}}`;
+//! - input placeholders: `{"input": "items[0]"}`, where a node's output sits inside a list
+//!   or record argument; it names the node input (edge) whose value goes there.
 //!
 //! The compiler builds values with the constructors here and the runtime reads them with
 //! [`classify`], so both sides agree on one spelling (which matters: cache keys hash it).
@@ -100,6 +102,12 @@ pub fn config(function: &str, args: Map<String, Value>) -> Value {
     json!({"fn": function, "args": args})
 }
 
+/// A placeholder for the value of the node input named `name` (an edge of the node), used
+/// where a node's output sits inside a list or record argument.
+pub fn input_ref(name: &str) -> Value {
+    json!({ "input": name })
+}
+
 /// A param value seen through the conventions.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ValueKind<'a> {
@@ -110,6 +118,8 @@ pub enum ValueKind<'a> {
         text: Option<&'a str>,
     },
     Secret(&'a str),
+    /// `{"input": name}`: the value of the node's input named `name`.
+    Input(&'a str),
     Config {
         function: &'a str,
         args: &'a Map<String, Value>,
@@ -119,7 +129,7 @@ pub enum ValueKind<'a> {
 }
 
 /// Reads `v` through the conventions. An object carrying a tag key (`quantity`, `secret`,
-/// `fn`) but malformed otherwise is `Err`, never silently a record.
+/// `input`, `fn`) but malformed otherwise is `Err`, never silently a record.
 pub fn classify(v: &Value) -> Result<ValueKind<'_>, String> {
     let Value::Object(obj) = v else {
         return Ok(ValueKind::Plain(v));
@@ -154,6 +164,11 @@ pub fn classify(v: &Value) -> Result<ValueKind<'_>, String> {
         let name = s.as_str().ok_or("secret name is not a string")?;
         return Ok(ValueKind::Secret(name));
     }
+    if let Some(i) = obj.get("input") {
+        only_keys(obj, &["input"])?;
+        let name = i.as_str().ok_or("input placeholder name is not a string")?;
+        return Ok(ValueKind::Input(name));
+    }
     if let Some(f) = obj.get("fn") {
         only_keys(obj, &["fn", "args"])?;
         let function = f.as_str().ok_or("config `fn` is not a string")?;
@@ -184,6 +199,7 @@ pub fn display(v: &Value) -> String {
             None => format!("{value} {unit}"),
         },
         Ok(ValueKind::Secret(name)) => format!("secret({name})"),
+        Ok(ValueKind::Input(name)) => format!("<input {name}>"),
         Ok(ValueKind::Config { function, args }) if args.is_empty() => function.to_string(),
         Ok(ValueKind::Config { function, args }) => {
             let args: Vec<String> = args
@@ -253,6 +269,11 @@ mod tests {
         assert!(classify(&json!({"quantity": "duration", "value": 1, "unit": "ms"})).is_err());
         assert!(classify(&json!({"secret": "X", "value": "leak"})).is_err());
         assert!(classify(&json!({"fn": "nn.relu"})).is_err());
+        assert_eq!(
+            classify(&input_ref("items[0]")),
+            Ok(ValueKind::Input("items[0]"))
+        );
+        assert!(classify(&json!({"input": 3})).is_err());
     }
 
     #[test]

@@ -183,3 +183,32 @@ fn op_version_and_argument_names_enter_the_key() {
         keys(&after, 0)["trace_embeddings.fit"]
     );
 }
+
+#[test]
+fn quantities_hash_by_value_not_spelling() {
+    use mlp_plan::value::{quantity, Quantity};
+    let mut a = common::sample_plan();
+    let mut b = common::sample_plan();
+    let spelled = |text: &str| json!({"window": [quantity(Quantity::Duration, 0.004, "s", text)]});
+    common::node_mut(&mut a, 0, "trace_embeddings.cube")
+        .params
+        .insert("agc".into(), spelled("4 ms"));
+    common::node_mut(&mut b, 0, "trace_embeddings.cube")
+        .params
+        .insert("agc".into(), spelled("0.004 s"));
+    a.compute_cache_keys();
+    b.compute_cache_keys();
+    assert_eq!(keys(&a, 0), keys(&b, 0));
+    // ...but the value itself counts.
+    common::node_mut(&mut b, 0, "trace_embeddings.cube")
+        .params
+        .insert(
+            "agc".into(),
+            json!({"window": [quantity(Quantity::Duration, 0.008, "s", "8 ms")]}),
+        );
+    b.compute_cache_keys();
+    assert_ne!(
+        keys(&a, 0)["trace_embeddings.cube"],
+        keys(&b, 0)["trace_embeddings.cube"]
+    );
+}

@@ -119,6 +119,17 @@ fn malformed_tagged_values_are_reported_with_their_path() {
 }
 
 #[test]
+fn input_placeholders_must_name_an_input() {
+    let mut plan = common::sample_plan();
+    plan.pipelines[1].nodes[2].inputs[0].name = "sources[1]".into();
+    plan.compute_cache_keys();
+    assert_eq!(
+        errors(&plan),
+        vec!["pipeline `docs_rag`: node `docs_rag.emb`: param `sources[0]`: placeholder refers to input `sources[0]`, which the node does not have"]
+    );
+}
+
+#[test]
 fn keys_must_have_been_computed() {
     let mut plan = common::sample_plan();
     plan.pipelines[0].nodes[0].cache_key.clear();
@@ -216,6 +227,12 @@ fn broken_plans_do_not_match_the_schema() {
         ("source hash not hex", |v| v["source"]["hash"] = json!("zz")),
         ("schedule with a bad config", |v| {
             v["pipelines"][1]["schedule"] = json!({"fn": "core.cron", "args": [1]})
+        }),
+        ("placeholder with extra field", |v| {
+            v["pipelines"][1]["nodes"][2]["params"]["sources"][0]["as"] = json!("x")
+        }),
+        ("input name with a space", |v| {
+            v["pipelines"][1]["nodes"][2]["inputs"][0]["name"] = json!("sources 0")
         }),
         ("rate in /min", |v| {
             v["pipelines"][1]["nodes"][3]["params"]["limit"]["unit"] = json!("/min")

@@ -585,35 +585,45 @@ impl<'a> Checker<'a> {
                 let mut named = serde_json::Map::new();
                 let mut ok = true;
                 for (i, a) in args.iter().enumerate() {
-                    // The first argument is a column expression; the others are constants.
-                    let first = i == 0 && a.name.is_none();
-                    if first {
+                    // Parameters typed `Float` take column expressions; `Int` ones constants.
+                    let param = match &a.name {
+                        Some(n) => f.params.iter().find(|p| p.name.name == n.name),
+                        None => f.params.get(i),
+                    };
+                    let Some(param) = param else {
+                        let what = a.name.as_ref().map(|n| format!("parameter `{}`", n.name)).unwrap_or_else(|| format!("{} argument(s)", f.params.len()));
+                        self.diags.push(Diagnostic::error("E0207", format!("`{fname}` has no {what}")).at(a.span, "unknown argument"));
+                        ok = false;
+                        continue;
+                    };
+                    let pname = param.name.name.clone();
+                    let is_column = matches!(&param.ty, ast::TypeExpr::Named { name, .. } if name.name == "Float" || name.name == "Bool");
+                    if is_column {
                         match self.column_expr(&a.value, schema, table_origin, decl) {
                             Ok((_, j)) => jargs.push(j),
                             Err(()) => ok = false,
                         }
-                    } else {
-                        let t = self.expr(&a.value, &mut crate::check::Scope::default());
-                        let pname = match &a.name {
-                            Some(n) => n.name.clone(),
-                            None => f.params.get(i).map(|p| p.name.name.clone()).unwrap_or_default(),
-                        };
-                        if !f.params.iter().any(|p| p.name.name == pname) {
-                            self.diags.push(Diagnostic::error("E0207", format!("`{fname}` has no parameter `{pname}`")).at(a.span, "unknown argument"));
-                            ok = false;
-                            continue;
+                        continue;
+                    }
+                    let t = self.expr(&a.value, &mut crate::check::Scope::default());
+                    match t.val.as_i64() {
+                        Some(v) if v > 0 => {
+                            named.insert(pname, json!(v));
                         }
-                        match t.val.as_i64() {
-                            Some(v) if v > 0 => {
-                                named.insert(pname, json!(v));
-                            }
-                            _ => {
-                                self.diags.push(
-                                    Diagnostic::error("E0210", format!("`{pname}` of `{fname}` must be a positive integer constant"))
-                                        .at(a.value.span, "expected a positive integer"),
-                                );
-                                ok = false;
-                            }
+                        _ => {
+                            self.diags.push(
+                                Diagnostic::error("E0210", format!("`{pname}` of `{fname}` must be a positive integer constant"))
+                                    .at(a.value.span, "expected a positive integer"),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                for p in &f.params {
+                    let is_column = matches!(&p.ty, ast::TypeExpr::Named { name, .. } if name.name == "Float" || name.name == "Bool");
+                    if !is_column && !named.contains_key(&p.name.name) {
+                        if let Some(ExprKind::Int { value, .. }) = p.default.as_ref().map(|d| &d.kind) {
+                            named.insert(p.name.name.clone(), json!(value));
                         }
                     }
                 }

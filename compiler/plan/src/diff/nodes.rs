@@ -246,7 +246,8 @@ fn diff_values(path: &str, a: &Value, b: &Value, out: &mut Vec<Reason>) {
     }
 }
 
-/// Records and configs are compared field by field; quantities and secrets are atoms.
+/// Records and configs are compared field by field; quantities, secrets and input
+/// placeholders are atoms.
 fn is_record_like(m: &serde_json::Map<String, Value>) -> bool {
-    !m.contains_key("quantity") && !m.contains_key("secret")
+    !m.contains_key("quantity") && !m.contains_key("secret") && !m.contains_key("input")
 }

@@ -3,7 +3,7 @@
 //! a deploy node.
 #![allow(dead_code)]
 
-use mlp_plan::value::{config, quantity, secret, Quantity};
+use mlp_plan::value::{config, input_ref, quantity, secret, Quantity};
 use mlp_plan::{
     Device, Input, Node, NodeKind, ParamValue, PipelinePlan, Plan, Resources, SourceSpan,
 };
@@ -171,8 +171,9 @@ pub fn docs_rag() -> PipelinePlan {
         NodeKind::Op,
         "text.embed",
         "Embeddings[n, 384]",
-        json!({"model": config("text.minilm", Map::new()), "token": secret("HF_TOKEN")}),
-        &[("chunks", "docs_rag.chunks")],
+        json!({"model": config("text.minilm", Map::new()), "token": secret("HF_TOKEN"),
+               "sources": [input_ref("sources[0]")]}),
+        &[("sources[0]", "docs_rag.chunks")],
     );
     let serve = node(
         "docs_rag.serve",

@@ -155,9 +155,10 @@ pub fn render(doc: &Doc, width: usize) -> String {
             Doc::Group { doc, fit, hard } => {
                 let m = if *hard || *fit == Fit::Always {
                     Mode::Break
-                } else if mode == Mode::Flat || *fit == Fit::Never {
-                    Mode::Flat
-                } else if fits(doc, &stack, width as isize - out.col as isize) {
+                } else if mode == Mode::Flat
+                    || *fit == Fit::Never
+                    || fits(doc, &stack, width as isize - out.col as isize)
+                {
                     Mode::Flat
                 } else {
                     Mode::Break
@@ -306,13 +307,36 @@ mod tests {
         ]);
         assert_eq!(render(&d, 80), "x y // c\nz\n");
     }
-}
-#[cfg(test)]
-mod dbg {
-    use super::*;
+
     #[test]
-    fn blank_top() {
-        let d = concat(vec![text("a"), Doc::Blank, Doc::Hard, text("b")]);
-        assert_eq!(render(&d, 80), "a\n\nb\n");
+    fn blank_lines_come_before_the_next_newline_only() {
+        let d = concat(vec![
+            text("a"),
+            Doc::Blank,
+            Doc::Hard,
+            text("b"),
+            Doc::Hard,
+            text("c"),
+        ]);
+        assert_eq!(render(&d, 80), "a\n\nb\nc\n");
+    }
+
+    #[test]
+    fn a_group_with_a_comment_always_breaks() {
+        let d = group(
+            concat(vec![
+                text("f("),
+                indent(concat(vec![
+                    Doc::SoftLine,
+                    text("a"),
+                    Doc::IfBreak(","),
+                    Doc::Suffix("// c".into()),
+                ])),
+                Doc::SoftLine,
+                text(")"),
+            ]),
+            Fit::Auto,
+        );
+        assert_eq!(render(&d, 80), "f(\n  a, // c\n)\n");
     }
 }

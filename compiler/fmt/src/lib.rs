@@ -126,9 +126,6 @@ fn print_file(src: &str, file: &File) -> String {
         lines.push(text(t.text()), t.blank_before);
     }
     debug_assert!(p.c.done());
-    if std::env::var("MLP_FMT_DEBUG").is_ok() {
-        eprintln!("{:#?}", lines.parts);
-    }
     doc::render(&doc::concat(lines.parts), WIDTH)
 }
 
@@ -152,10 +149,4 @@ impl Lines {
         }
         self.parts.push(doc);
     }
-}
-
-/// The formatted text without the safety checks (for debugging the formatter itself).
-#[doc(hidden)]
-pub fn format_unchecked(text: &str) -> String {
-    print_file(text, &mlp_syntax::parse(text).file)
 }

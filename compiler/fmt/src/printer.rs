@@ -62,7 +62,10 @@ impl<'a> Printer<'a> {
     }
 
     pub fn ident(&mut self, id: &Ident) -> Doc {
-        concat(vec![self.flush(id.span.start as usize), text(id.name.as_str())])
+        concat(vec![
+            self.flush(id.span.start as usize),
+            text(id.name.as_str()),
+        ])
     }
 
     // ------------------------------------------------------------------ items
@@ -337,7 +340,10 @@ impl<'a> Printer<'a> {
                 self.seq(&LIST, &elems, None, close)
             }
             ExprKind::Record(fields) => {
-                let elems: Vec<_> = fields.iter().map(|(n, x)| Elem::Field(n, x, ": ")).collect();
+                let elems: Vec<_> = fields
+                    .iter()
+                    .map(|(n, x)| Elem::Field(n, x, ": "))
+                    .collect();
                 self.seq(&RECORD, &elems, None, close)
             }
             ExprKind::Columns(cols) => {
@@ -399,10 +405,7 @@ impl<'a> Printer<'a> {
 /// ` op ` after a possible comment break: no space at the start of a new line.
 fn spaced(comments: Doc, sym: &str) -> Doc {
     let broke = matches!(&comments, Doc::Concat(v) if !v.is_empty());
-    concat(vec![
-        if broke { comments } else { text(" ") },
-        text(sym),
-    ])
+    concat(vec![if broke { comments } else { text(" ") }, text(sym)])
 }
 
 /// A string literal with canonical escapes.

@@ -77,7 +77,10 @@ impl Elem<'_> {
             Elem::Param(p) => p.span,
             Elem::Stmt(s) => s.span(),
             Elem::Let(l) => l.span,
-            Elem::Import(i) => i.alias.as_ref().map_or(i.name.span, |a| i.name.span.to(a.span)),
+            Elem::Import(i) => i
+                .alias
+                .as_ref()
+                .map_or(i.name.span, |a| i.name.span.to(a.span)),
         }
     }
 }
@@ -108,7 +111,13 @@ impl Printer<'_> {
     /// Prints a sequence whose opening bracket is at `open` (when the source has one) and
     /// whose closing bracket is at `close`. Comments before `open` come first; comments up to
     /// `close` stay inside.
-    pub fn seq(&mut self, shape: &Shape, elems: &[Elem<'_>], open: Option<usize>, close: usize) -> Doc {
+    pub fn seq(
+        &mut self,
+        shape: &Shape,
+        elems: &[Elem<'_>],
+        open: Option<usize>,
+        close: usize,
+    ) -> Doc {
         let lead = match open {
             Some(o) => self.flush(o),
             None => Doc::Nil,
@@ -150,7 +159,11 @@ impl Printer<'_> {
             if shape.comma {
                 inner.push(if last { Doc::IfBreak(",") } else { text(",") });
             }
-            let limit = if last { close } else { elems[i + 1].span().start };
+            let limit = if last {
+                close
+            } else {
+                elems[i + 1].span().start
+            };
             if let Some(t) = self.c.trailing(end, limit) {
                 inner.push(Doc::Suffix(t.text()));
             }

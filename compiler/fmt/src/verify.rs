@@ -120,6 +120,32 @@ mod tests {
         assert_eq!(strip_spans("Span { start: x }"), "Span { start: x }");
     }
 
+    fn file(src: &str) -> File {
+        mlp_syntax::parse(src).file
+    }
+
+    #[test]
+    fn refuses_output_that_drops_or_reorders_a_comment() {
+        let before = file("// a\n// b\nfn f() -> Int { 1 }\n");
+        assert!(check(&before, "// a\n// b\nfn f() -> Int {\n  1\n}\n").is_ok());
+        let e = check(&before, "// a\nfn f() -> Int {\n  1\n}\n").unwrap_err();
+        assert!(e.message.contains("comment"), "{e}");
+        let e = check(&before, "// b\n// a\nfn f() -> Int {\n  1\n}\n").unwrap_err();
+        assert!(e.message.contains("comment"), "{e}");
+    }
+
+    #[test]
+    fn refuses_output_that_changes_the_program_or_does_not_parse() {
+        let before = file("/// doc\nfn f() -> Int { 1 }\n");
+        let e = check(&before, "/// doc\nfn f() -> Int {\n  2\n}\n").unwrap_err();
+        assert!(e.message.contains("change the program"), "{e}");
+        // The same comment, but no longer the function's doc.
+        let e = check(&before, "/// doc\n\nfn f() -> Int {\n  1\n}\n").unwrap_err();
+        assert!(e.message.contains("change the program"), "{e}");
+        let e = check(&before, "/// doc\nfn f() -> Int {\n").unwrap_err();
+        assert!(e.message.contains("does not parse"), "{e}");
+    }
+
     #[test]
     fn same_program_different_layout() {
         let a = mlp_syntax::parse("fn f(x: Int) -> Int { x + 1 }").file;

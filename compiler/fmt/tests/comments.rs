@@ -163,13 +163,19 @@ fn docs_stay_attached() {
         f.items.iter().map(|i| i.doc.clone()).collect()
     };
     assert_eq!(docs(&before), docs(&after));
-    assert!(docs(&after)[3].as_deref().unwrap().ends_with("Second line."));
+    assert!(docs(&after)[3]
+        .as_deref()
+        .unwrap()
+        .ends_with("Second line."));
 }
 
 #[track_caller]
 fn check(input: &str, expected: &str) {
     let out = format_source(input).unwrap_or_else(|e| panic!("refused: {e}\n{input}"));
-    assert_eq!(out, expected, "\n--- got ---\n{out}\n--- want ---\n{expected}");
+    assert_eq!(
+        out, expected,
+        "\n--- got ---\n{out}\n--- want ---\n{expected}"
+    );
     assert_eq!(format_source(&out).unwrap(), out, "not idempotent");
 }
 
@@ -219,8 +225,14 @@ fn comments_at_the_end_of_a_block_stay_inside() {
         "pipeline p() {\n  let a = f(x,\n  // no more\n  )\n  // done\n}\n",
         "pipeline p() {\n  let a = f(\n    x,\n    // no more\n  )\n  // done\n}\n",
     );
-    check("pipeline p() { // nothing yet\n}\n", "pipeline p() { // nothing yet\n}\n");
-    check("pipeline p() {\n\n  // todo\n\n}\n", "pipeline p() {\n  // todo\n}\n");
+    check(
+        "pipeline p() { // nothing yet\n}\n",
+        "pipeline p() { // nothing yet\n}\n",
+    );
+    check(
+        "pipeline p() {\n\n  // todo\n\n}\n",
+        "pipeline p() {\n  // todo\n}\n",
+    );
 }
 
 #[test]
@@ -259,7 +271,10 @@ fn blank_lines_that_separate_a_comment_from_an_item_are_kept() {
 
 #[test]
 fn comment_trailing_whitespace_is_removed() {
-    check("// note   \t\nfn a() -> Int { 1 }\n", "// note\nfn a() -> Int {\n  1\n}\n");
+    check(
+        "// note   \t\nfn a() -> Int { 1 }\n",
+        "// note\nfn a() -> Int {\n  1\n}\n",
+    );
 }
 
 /// Puts a comment at every place the sample has whitespace (trailing code, on a line of its
@@ -278,7 +293,9 @@ fn a_comment_anywhere_is_kept() {
             let src = format!("{}{probe}{}", &base[..i], &base[i + 1..]);
             let parsed = mlp_syntax::parse(&src);
             // Inside a string or a quantity the probe is not a comment.
-            if parsed.diagnostics.iter().any(|d| d.is_error()) || parsed.file.comments.len() != count + 1 {
+            if parsed.diagnostics.iter().any(|d| d.is_error())
+                || parsed.file.comments.len() != count + 1
+            {
                 continue;
             }
             tried += 1;

@@ -6,7 +6,10 @@ use mlp_fmt::format_source;
 #[track_caller]
 fn check(input: &str, expected: &str) {
     let out = format_source(input).unwrap_or_else(|e| panic!("refused: {e}\n{input}"));
-    assert_eq!(out, expected, "\n--- got ---\n{out}\n--- want ---\n{expected}");
+    assert_eq!(
+        out, expected,
+        "\n--- got ---\n{out}\n--- want ---\n{expected}"
+    );
     let again = format_source(&out).expect("the output formats again");
     assert_eq!(again, out, "not idempotent");
 }
@@ -29,7 +32,10 @@ fn items_are_separated_by_one_blank_line_and_imports_stay_together() {
 
 #[test]
 fn file_ends_with_one_newline_without_trailing_whitespace() {
-    check("fn f() -> Int { 1 }   \n\n\n\n", "fn f() -> Int {\n  1\n}\n");
+    check(
+        "fn f() -> Int { 1 }   \n\n\n\n",
+        "fn f() -> Int {\n  1\n}\n",
+    );
     check("fn f() -> Int { 1 }", "fn f() -> Int {\n  1\n}\n");
     check("", "");
     check("\n\n  \n", "");
@@ -81,10 +87,7 @@ fn types() {
         "op f(a: Volume[ il,xl , t ], b: Table { date : Date , steel:Float }, c: Model[ A->B ], d: [ Layer ], e: {name:Str}, f: Traces[_, 4]) -> Model[Traces[n, t] -> Embeddings[d]]",
         "op f(\n  a: Volume[il, xl, t],\n  b: Table{date: Date, steel: Float},\n  c: Model[A -> B],\n  d: [Layer],\n  e: {name: Str},\n  f: Traces[_, 4],\n) -> Model[Traces[n, t] -> Embeddings[d]]\n",
     );
-    check(
-        "fn id<A,B>(x:A)->A",
-        "fn id<A, B>(x: A) -> A\n",
-    );
+    check("fn id<A,B>(x:A)->A", "fn id<A, B>(x: A) -> A\n");
 }
 
 #[test]
@@ -262,12 +265,19 @@ fn syntax_errors_are_refused() {
     let err = format_source("fn f(x: Int) -> Int { x }\nfn (").unwrap_err();
     assert!(err.message.contains("syntax error"), "{err}");
     let err = format_source("pipeline p() { let s = \"abc }\n").unwrap_err();
-    assert!(err.to_string().contains("E0002") || err.to_string().contains("E0001"), "{err}");
+    assert!(
+        err.to_string().contains("E0002") || err.to_string().contains("E0001"),
+        "{err}"
+    );
 }
 
 #[test]
 fn deep_but_valid_input_formats() {
-    let nested = format!("pipeline p() {{\n  let x = {}1{}\n}}\n", "f(".repeat(40), ")".repeat(40));
+    let nested = format!(
+        "pipeline p() {{\n  let x = {}1{}\n}}\n",
+        "f(".repeat(40),
+        ")".repeat(40)
+    );
     let out = format_source(&nested).unwrap();
     assert_eq!(format_source(&out).unwrap(), out);
     let long = format!("pipeline p() {{\n  let x = 1{}\n}}\n", " + 1".repeat(400));

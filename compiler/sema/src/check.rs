@@ -359,7 +359,7 @@ impl<'a> Checker<'a> {
                             let shown = self.sub.show(&t);
                             self.diags.push(
                                 Diagnostic::error("E0201", format!("`deploy` expects an `Endpoint`, found `{shown}`"))
-                                    .at(value.span, format!("this is a `{shown}`"))
+                                    .at(value.span, format!("found `{shown}`"))
                                     .help("deploy a model with `endpoint(model, auth: bearer(secret(\"TOKEN\")))`"),
                             );
                         }
@@ -383,7 +383,7 @@ impl<'a> Checker<'a> {
                             let shown = self.sub.show(&t);
                             self.diags.push(
                                 Diagnostic::error("E0201", format!("`schedule` expects a `Schedule`, found `{shown}`"))
-                                    .at(value.span, format!("this is a `{shown}`"))
+                                    .at(value.span, format!("found `{shown}`"))
                                     .help("write `schedule every(1 d)` or `schedule cron(\"0 6 * * *\")`"),
                             );
                         }
@@ -791,7 +791,7 @@ impl<'a> Checker<'a> {
         let f = self.sub.show(found);
         match m {
             Mismatch::Secret => Diagnostic::error("E0206", format!("a secret cannot be used as `{e}`"))
-                .at(at, format!("this is a `{f}`"))
+                .at(at, format!("found `{f}`"))
                 .help(format!(
                     "{what} expects a `{e}`; secrets only go to parameters declared `Secret`, so they are never turned into text, logged or hashed"
                 )),
@@ -809,7 +809,7 @@ impl<'a> Checker<'a> {
                     (Ty::Quantity(a), Ty::Quantity(_)) => format!("{what} is a `{}`, e.g. {}", a.name(), a.example()),
                     _ => format!("{what} expects a `{e}`"),
                 };
-                Diagnostic::error("E0202", format!("expected `{e}`, found `{f}`")).at(at, format!("this is a `{f}`")).help(help)
+                Diagnostic::error("E0202", format!("expected `{e}`, found `{f}`")).at(at, format!("found `{f}`")).help(help)
             }
             Mismatch::Dim { index, expected: de, found: df } => {
                 let mut d = Diagnostic::error(
@@ -821,19 +821,25 @@ impl<'a> Checker<'a> {
                         self.sub.show_dim(df)
                     ),
                 )
-                .at(at, format!("this is a `{f}`"));
-                if let Dim::Var(v) = de {
+                .at(at, format!("found `{f}`"));
+                // Follow the variable chain to the first place that fixed the expected size.
+                let mut cur = de;
+                while let Dim::Var(v) = cur {
                     if let Some(o) = self.sub.dim_origin.get(&v) {
-                        d = d.also(*o, "the expected size comes from here");
+                        if *o != at {
+                            d = d.also(*o, format!("the size {} comes from here", self.sub.show_dim(de)));
+                        }
+                        break;
                     }
+                    cur = self.sub.dim_bound(v);
                 }
                 d.help(format!("{what} needs matching sizes; both sides must agree on every dimension"))
             }
             Mismatch::Column(c) => Diagnostic::error("E0203", format!("the table has no column `{c}`"))
-                .at(at, format!("this is a `{f}`"))
+                .at(at, format!("found `{f}`"))
                 .help(format!("{what} needs a table with a `{c}` column")),
             Mismatch::General => Diagnostic::error("E0201", format!("type mismatch: expected `{e}`, found `{f}`"))
-                .at(at, format!("this is a `{f}`"))
+                .at(at, format!("found `{f}`"))
                 .help(format!("{what} expects a `{e}`")),
         }
     }
@@ -925,4 +931,46 @@ pub fn topo_order(deps: &[Vec<usize>], live: &[bool]) -> (Vec<usize>, Vec<Vec<us
         }
     }
     (order, cycles)
+}
+
+/// Problems in the standard library itself: parse errors, bad attributes, and unknown or
+/// malformed types in signatures. A test keeps this empty.
+pub fn prelude_problems() -> Vec<(String, Diagnostic)> {
+    let p = prelude();
+    let mut out = p.diagnostics.clone();
+    for m in p.modules.values() {
+        let mut c = Checker {
+            prelude: p,
+            path: "",
+            text: m.source,
+            imports: HashMap::new(),
+            user_fns: HashMap::new(),
+            diags: Vec::new(),
+            sub: Subst::default(),
+            pipeline: String::new(),
+            nodes: Vec::new(),
+            node_tys: Vec::new(),
+            node_index: HashMap::new(),
+            cur_binding: None,
+            top_span: None,
+            comp_stack: Vec::new(),
+            model_of_node: HashMap::new(),
+            pending_columns: None,
+        };
+        for d in m.items.values() {
+            let mut inst = Inst::default();
+            for g in &d.generics {
+                let v = c.sub.fresh_ty(g);
+                inst.generics.insert(g.clone(), v);
+            }
+            for prm in &d.params {
+                c.ty_of(&prm.ty, &mut inst, Some(&m.file));
+            }
+            if let Some(r) = &d.ret {
+                c.ty_of(r, &mut inst, Some(&m.file));
+            }
+        }
+        out.extend(c.diags.into_iter().map(|d| (m.file.clone(), d)));
+    }
+    out
 }

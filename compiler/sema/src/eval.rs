@@ -356,7 +356,7 @@ impl<'a> Checker<'a> {
                 let sym = if op == UnOp::Neg { "-" } else { "!" };
                 let code = if matches!(ty, Ty::Secret) { "E0206" } else { "E0201" };
                 self.diags.push(
-                    Diagnostic::error(code, format!("`{sym}` cannot be applied to `{shown}`")).at(span, format!("this is a `{shown}`")),
+                    Diagnostic::error(code, format!("`{sym}` cannot be applied to `{shown}`")).at(span, format!("found `{shown}`")),
                 );
                 Typed::unknown(span)
             }
@@ -602,6 +602,9 @@ impl<'a> Checker<'a> {
                 } else if let Err(m) = self.sub.unify(&pt, &b.t.ty, b.span) {
                     let what = format!("argument `{}` of `{}`", p.name.name, decl.name);
                     let mut d = self.mismatch(&pt, &b.t.ty, m, b.span, &what);
+                    if !b.default && b.t.origin != b.span && !b.span.to(b.t.origin).is_empty() && !contains(b.span, b.t.origin) {
+                        d = d.also(b.t.origin, "defined here");
+                    }
                     if b.default {
                         d = d.note("the value is the parameter's default");
                     }
@@ -863,4 +866,8 @@ fn fold(op: BinOp, a: &Value, b: &Value, ty: &Ty) -> Result<Value, String> {
         }
         _ => Err("cannot compute this at compile time".into()),
     }
+}
+
+fn contains(outer: Span, inner: Span) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end
 }

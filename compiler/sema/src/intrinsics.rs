@@ -634,7 +634,7 @@ impl<'a> Checker<'a> {
                     self.diags.push(Diagnostic::error("E0207", format!("`{fname}` needs a column")).at(e.span, "missing column"));
                     return Err(());
                 }
-                Ok((Ty::Float, json!({"fn": fname, "args": jargs, "params": Value::Object(named)})))
+                Ok((Ty::Float, json!({"call": fname, "args": jargs, "params": Value::Object(named)})))
             }
             ExprKind::Quantity { .. } | ExprKind::List(_) | ExprKind::Record(_) | ExprKind::Columns(_) | ExprKind::Member { .. } => {
                 self.diags.push(

@@ -12,4 +12,4 @@ pub mod prelude;
 pub mod types;
 mod unify;
 
-pub use check::{check, Checked};
+pub use check::{check, prelude_problems, Checked};

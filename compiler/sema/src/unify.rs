@@ -53,6 +53,11 @@ impl Subst {
         d
     }
 
+    /// What a dimension variable is bound to directly (one step), or `Any` if unbound.
+    pub fn dim_bound(&self, v: u32) -> Dim {
+        self.dims.get(v as usize).copied().flatten().unwrap_or(Dim::Any)
+    }
+
     pub fn shallow(&self, t: &Ty) -> Ty {
         let mut t = t.clone();
         while let Ty::Var(v) = t {
@@ -176,7 +181,7 @@ impl Subst {
                 }
                 for (i, (x, y)) in da.iter().zip(db.iter()).enumerate() {
                     if !self.unify_dim(*x, *y, at) {
-                        return Err(Mismatch::Dim { index: i, expected: self.dim(*x), found: self.dim(*y) });
+                        return Err(Mismatch::Dim { index: i, expected: *x, found: *y });
                     }
                 }
                 Ok(())

@@ -225,7 +225,7 @@ impl<'a> Cx<'a> {
         let head = MlpParser::parse(Rule::pipeline_head_eoi, &chunk[..open]).ok()?;
         let head = head.into_iter().next()?.into_inner().next()?;
         let (name, params) = self.build_pipeline_head(base, head);
-        let close = matching_close(chunk, open).unwrap_or(chunk.len());
+        let close = matching_close(chunk, open).or_else(|| chunk.rfind('}').filter(|&c| c > open)).unwrap_or(chunk.len());
         let body_text = &chunk[open + 1..close];
         let body_base = base + open + 1;
         let mut stmts = Vec::new();
@@ -1007,7 +1007,12 @@ fn split_statements(body: &str) -> Vec<(usize, usize)> {
                         .next()
                         .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
             });
-            if kw && depth <= 0 {
+            // Statement keywords cannot appear inside an expression, so they start a new
+            // statement even when an earlier one left a bracket open.
+            if kw {
+                if depth > 0 {
+                    depth = 0;
+                }
                 starts.push(i);
             }
         }

@@ -152,16 +152,24 @@ pub fn scan(text: &str) -> Scan {
                     Some(&(open, _)) if open == want => {
                         stack.pop();
                     }
+                    Some(_) if stack.iter().any(|&(o, _)| o == want) => {
+                        // Close the matching bracket further down; whatever was opened
+                        // after it is unclosed.
+                        while let Some((open, at)) = stack.pop() {
+                            if open == want {
+                                break;
+                            }
+                            diagnostics.push(
+                                Diagnostic::error("E0001", format!("unclosed `{}`", open as char))
+                                    .at(Span::new(at, at + 1), "this bracket is never closed")
+                                    .also(Span::new(i, i + 1), format!("`{}` closes an outer bracket here", b as char)),
+                            );
+                        }
+                    }
                     Some(&(open, at)) => {
                         diagnostics.push(
                             Diagnostic::error("E0001", format!("mismatched `{}`", b as char))
-                                .at(
-                                    Span::new(i, i + 1),
-                                    format!(
-                                        "expected the `{}` opened earlier to close first",
-                                        open as char
-                                    ),
-                                )
+                                .at(Span::new(i, i + 1), format!("expected the `{}` opened earlier to close first", open as char))
                                 .also(Span::new(at, at + 1), "opened here"),
                         );
                         stack.pop();

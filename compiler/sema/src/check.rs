@@ -68,6 +68,8 @@ pub(crate) struct Checker<'a> {
     pub model_of_node: HashMap<String, Value>,
     /// The checked column expressions of the `derive` call being evaluated.
     pub pending_columns: Option<Value>,
+    /// Output paths of the current pipeline, to refuse writing one twice.
+    pub output_paths: HashMap<String, Span>,
 }
 
 /// Checks a parsed file. `overrides` are `--set name=value` pairs for pipeline parameters.
@@ -89,6 +91,7 @@ pub fn check(path: &str, text: &str, file: &ast::File, overrides: &[(String, Str
         comp_stack: Vec::new(),
         model_of_node: HashMap::new(),
         pending_columns: None,
+        output_paths: HashMap::new(),
     };
     c.resolve_items(file);
     let mut pipelines = Vec::new();
@@ -287,6 +290,7 @@ impl<'a> Checker<'a> {
         used: &mut HashSet<String>,
     ) -> CheckedPipeline {
         self.pipeline = p.name.name.clone();
+        self.output_paths.clear();
         self.nodes.clear();
         self.node_tys.clear();
         self.node_index.clear();
@@ -445,6 +449,40 @@ impl<'a> Checker<'a> {
         if path.is_empty() {
             self.diags.push(Diagnostic::error("E0210", "an output path cannot be empty").at(target.span, "empty path"));
             return;
+        }
+        if let Some(prev) = self.output_paths.get(&path) {
+            self.diags.push(
+                Diagnostic::error("E0213", format!("two outputs write `{path}`"))
+                    .at(target.span, "written again here")
+                    .also(*prev, "first written here")
+                    .help("give each output its own path"),
+            );
+            return;
+        }
+        self.output_paths.insert(path.clone(), target.span);
+        let vt = self.sub.resolve(&v.ty);
+        if vt.is_config() || matches!(v.val, Val::Const(_)) && !matches!(vt, Ty::Unknown) {
+            let shown = self.sub.show(&vt);
+            self.diags.push(
+                Diagnostic::error("E0213", format!("`{shown}` is configuration, not a result; it cannot be written"))
+                    .at(value.span, "known before the pipeline runs")
+                    .help("output the results of ops (a trained model, an index, a table, metrics)"),
+            );
+            return;
+        }
+        if let Some(allowed) = output_formats(&vt) {
+            let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).filter(|e| !e.contains('/')).unwrap_or_default();
+            if !allowed.contains(&ext.as_str()) {
+                let shown = self.sub.show(&vt);
+                let list: Vec<String> = allowed.iter().map(|e| format!(".{e}")).collect();
+                self.diags.push(
+                    Diagnostic::error("E0213", format!("a `{shown}` cannot be written as `{}`", if ext.is_empty() { "a file without extension".to_string() } else { format!(".{ext}") }))
+                        .at(target.span, "the extension chooses the format")
+                        .also(value.span, format!("this is a `{shown}`"))
+                        .help(format!("write it as {}", list.join(", "))),
+                );
+                return;
+            }
         }
         let id = self.unique_id(format!("{}.output/{label}", self.pipeline));
         self.push_node(
@@ -956,6 +994,7 @@ pub fn prelude_problems() -> Vec<(String, Diagnostic)> {
             comp_stack: Vec::new(),
             model_of_node: HashMap::new(),
             pending_columns: None,
+            output_paths: HashMap::new(),
         };
         for d in m.items.values() {
             let mut inst = Inst::default();
@@ -973,4 +1012,27 @@ pub fn prelude_problems() -> Vec<(String, Diagnostic)> {
         out.extend(c.diags.into_iter().map(|d| (m.file.clone(), d)));
     }
     out
+}
+
+/// The file formats an output of this type can be written as (spec/language.md, `output`);
+/// `None` when any extension is accepted (a type the checker does not know precisely).
+fn output_formats(t: &Ty) -> Option<&'static [&'static str]> {
+    Some(match t {
+        Ty::Domain(n, _) => match n.as_str() {
+            "Volume" => &["sgy", "segy", "npy"],
+            "Traces" | "Tensor" | "Embeddings" => &["npy", "safetensors"],
+            "Index" => &["index"],
+            _ => return None,
+        },
+        Ty::Table(_) => &["csv", "parquet"],
+        Ty::Named(n) => match n.as_str() {
+            "Forecast" | "Series" => &["csv", "parquet"],
+            "Metrics" | "Report" => &["json"],
+            "Retrieved" | "Docs" | "Chunks" => &["jsonl", "json"],
+            _ => return None,
+        },
+        Ty::Arrow(n, _, _) if n == "Trained" => &["mlpm"],
+        Ty::Record(_) | Ty::List(_) => &["json"],
+        _ => return None,
+    })
 }

@@ -152,9 +152,22 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
 }
 
 impl<'a> Cx<'a> {
+    /// The span of a pair, without the trailing whitespace and comments pest may include
+    /// when an optional part after them did not match.
     fn span(&self, base: usize, p: &Pair<'_, Rule>) -> Span {
         let s = p.as_span();
-        Span::new(base + s.start(), base + s.end())
+        let start = base + s.start();
+        let mut end = base + s.end();
+        loop {
+            let trimmed = self.text[start..end].trim_end().len();
+            end = start + trimmed;
+            let k = self.comments.partition_point(|c| (c.span.end as usize) < end);
+            match self.comments.get(k) {
+                Some(c) if c.span.end as usize == end && c.span.start as usize >= start => end = c.span.start as usize,
+                _ => break,
+            }
+        }
+        Span::new(start, end)
     }
 
     fn syntax_error(&mut self, base: usize, chunk: &str, e: pest::error::Error<Rule>) {

@@ -50,6 +50,17 @@ impl Database {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// A database that reports every query execution to `on_execute` (for tests and
+    /// profiling): the query's debug name, e.g. `parse(Id(0))`.
+    pub fn with_execution_log(on_execute: impl Fn(String) + Send + Sync + 'static) -> Self {
+        let storage = salsa::Storage::new(Some(Box::new(move |event: salsa::Event| {
+            if let salsa::EventKind::WillExecute { database_key } = event.kind {
+                on_execute(format!("{database_key:?}"));
+            }
+        })));
+        Database { storage }
+    }
 }
 
 fn text_of(bytes: &[u8]) -> &str {

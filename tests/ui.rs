@@ -16,8 +16,16 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Codes whose input cannot be a UTF-8 text file, tested in tests/cli.rs.
-const CODES_TESTED_ELSEWHERE: &[(&str, &str)] =
-    &[("E0004", "compiler/driver/tests/cli.rs: binary_and_invalid_utf8"), ("E0005", "compiler/driver/tests/cli.rs: huge_file_is_refused")];
+const CODES_TESTED_ELSEWHERE: &[(&str, &str)] = &[
+    (
+        "E0004",
+        "compiler/driver/tests/cli.rs: binary_and_invalid_utf8",
+    ),
+    (
+        "E0005",
+        "compiler/driver/tests/cli.rs: huge_file_is_refused",
+    ),
+];
 
 fn ui_files() -> Vec<PathBuf> {
     fn walk(d: &Path, out: &mut Vec<PathBuf>) {
@@ -69,7 +77,11 @@ fn expectations(src: &str) -> (Vec<Expect>, Vec<(String, String)>, bool) {
                 Some((c, t)) => (c.trim().to_string(), Some(t.trim().to_string())),
                 None => (spec.to_string(), None),
             };
-            exp.push(Expect { line: target, code, text });
+            exp.push(Expect {
+                line: target,
+                code,
+                text,
+            });
             rest = &after[..];
         }
     }
@@ -79,14 +91,22 @@ fn expectations(src: &str) -> (Vec<Expect>, Vec<(String, String)>, bool) {
 #[test]
 fn ui() {
     let files = ui_files();
-    assert!(files.len() >= 20, "expected the ui suite in tests/ui, found {} files", files.len());
+    assert!(
+        files.len() >= 20,
+        "expected the ui suite in tests/ui, found {} files",
+        files.len()
+    );
     let mut failures = Vec::new();
     let mut seen_codes = BTreeSet::new();
     for path in &files {
         let src = std::fs::read_to_string(path).unwrap();
         let (exp, sets, plan) = expectations(&src);
         let db = Database::new();
-        let name = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap().display().to_string();
+        let name = path
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap()
+            .display()
+            .to_string();
         let file = SourceFile::new(&db, name.clone(), src.clone().into_bytes());
         let mut diags = mlp_db::diagnostics(&db, file).clone();
         if plan || !sets.is_empty() {
@@ -101,7 +121,14 @@ fn ui() {
         }
         let got: Vec<(usize, &mlp_diagnostics::Diagnostic)> = diags
             .iter()
-            .map(|d| (d.primary_span().map(|s| mlp_diagnostics::line_col(&src, s.start as usize).0).unwrap_or(0), d))
+            .map(|d| {
+                (
+                    d.primary_span()
+                        .map(|s| mlp_diagnostics::line_col(&src, s.start as usize).0)
+                        .unwrap_or(0),
+                    d,
+                )
+            })
             .collect();
         let mut matched = vec![false; got.len()];
         for e in &exp {
@@ -111,7 +138,8 @@ fn ui() {
                     && d.code == e.code
                     && (*line == e.line || *line == 0)
                     && e.text.as_ref().is_none_or(|t| {
-                        d.message.contains(t.as_str()) || d.help.as_deref().is_some_and(|h| h.contains(t.as_str()))
+                        d.message.contains(t.as_str())
+                            || d.help.as_deref().is_some_and(|h| h.contains(t.as_str()))
                     })
             });
             match hit {
@@ -120,14 +148,22 @@ fn ui() {
                     "{name}:{}: expected {}{} but got: {}",
                     e.line,
                     e.code,
-                    e.text.as_ref().map(|t| format!(" containing {t:?}")).unwrap_or_default(),
+                    e.text
+                        .as_ref()
+                        .map(|t| format!(" containing {t:?}"))
+                        .unwrap_or_default(),
                     describe(&got)
                 )),
             }
         }
         for (k, (line, d)) in got.iter().enumerate() {
             if !matched[k] {
-                failures.push(format!("{name}:{line}: unexpected {} {}: {}", d.code, d.message, d.help.clone().unwrap_or_default()));
+                failures.push(format!(
+                    "{name}:{line}: unexpected {} {}: {}",
+                    d.code,
+                    d.message,
+                    d.help.clone().unwrap_or_default()
+                ));
             }
         }
     }
@@ -138,15 +174,25 @@ fn ui() {
     }
     for code in &seen_codes {
         if mlp_diagnostics::page(code).is_none() {
-            failures.push(format!("diagnostic code {code} is tested but has no page in spec/diagnostics/"));
+            failures.push(format!(
+                "diagnostic code {code} is tested but has no page in spec/diagnostics/"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} ui failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} ui failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn describe(got: &[(usize, &mlp_diagnostics::Diagnostic)]) -> String {
     if got.is_empty() {
         return "no diagnostics".into();
     }
-    got.iter().map(|(l, d)| format!("[{l}: {} {}]", d.code, d.message)).collect::<Vec<_>>().join(" ")
+    got.iter()
+        .map(|(l, d)| format!("[{l}: {} {}]", d.code, d.message))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -19,8 +19,15 @@ fn main() {
     files.sort();
     let mut out = String::from("/// (module name, source) of every stdlib/*.mlp file, sorted by name.\npub static STDLIB: &[(&str, &str)] = &[\n");
     for (name, path) in &files {
-        out.push_str(&format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string()));
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
     }
     out.push_str("];\n");
-    fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("stdlib.rs"), out).unwrap();
+    fs::write(
+        PathBuf::from(env::var("OUT_DIR").unwrap()).join("stdlib.rs"),
+        out,
+    )
+    .unwrap();
 }

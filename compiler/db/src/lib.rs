@@ -73,13 +73,21 @@ pub fn parse(db: &dyn Db, file: SourceFile) -> Parsed {
     let bytes = file.bytes(db);
     if bytes.len() > MAX_FILE_BYTES {
         return Parsed {
-            file: mlp_syntax::ast::File { items: vec![], comments: vec![] },
+            file: mlp_syntax::ast::File {
+                items: vec![],
+                comments: vec![],
+            },
             diagnostics: vec![Diagnostic::error(
                 "E0005",
-                format!("the file is {} MiB; the limit is {} MiB", bytes.len() >> 20, MAX_FILE_BYTES >> 20),
+                format!(
+                    "the file is {} MiB; the limit is {} MiB",
+                    bytes.len() >> 20,
+                    MAX_FILE_BYTES >> 20
+                ),
             )
             .at(mlp_diagnostics::Span::new(0, 0), "file too large")
             .help("split the pipelines across several files")],
+            broken: vec![],
         };
     }
     mlp_syntax::parse_bytes(bytes)
@@ -89,14 +97,17 @@ pub fn parse(db: &dyn Db, file: SourceFile) -> Parsed {
 #[salsa::tracked(returns(ref), no_eq)]
 pub fn check(db: &dyn Db, file: SourceFile) -> Checked {
     let parsed = parse(db, file);
-    mlp_sema::check(file.path(db), text_of(file.bytes(db)), &parsed.file, &[])
+    mlp_sema::check(file.path(db), text_of(file.bytes(db)), parsed, &[])
 }
 
 /// Every diagnostic of a file, parse and check together, sorted by position.
 #[salsa::tracked(returns(ref), no_eq)]
 pub fn diagnostics(db: &dyn Db, file: SourceFile) -> Vec<Diagnostic> {
     let mut all = parse(db, file).diagnostics.clone();
-    if !all.iter().any(|d| matches!(d.code.as_str(), "E0004" | "E0005")) {
+    if !all
+        .iter()
+        .any(|d| matches!(d.code.as_str(), "E0004" | "E0005"))
+    {
         all.extend(check(db, file).diagnostics.iter().cloned());
     }
     all.sort_by_key(|d| d.primary_span().map(|s| s.start).unwrap_or(0));
@@ -109,7 +120,12 @@ pub fn plan(db: &dyn Db, req: PlanRequest) -> Result<Plan, Vec<Diagnostic>> {
     let file = *req.file(db);
     let overrides = req.overrides(db);
     let parsed = parse(db, file);
-    let mut errors: Vec<Diagnostic> = parsed.diagnostics.iter().filter(|d| d.severity == Severity::Error).cloned().collect();
+    let mut errors: Vec<Diagnostic> = parsed
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .cloned()
+        .collect();
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -118,17 +134,26 @@ pub fn plan(db: &dyn Db, req: PlanRequest) -> Result<Plan, Vec<Diagnostic>> {
     let checked = if overrides.is_empty() {
         check(db, file)
     } else {
-        checked_owned = mlp_sema::check(file.path(db), text, &parsed.file, overrides);
+        checked_owned = mlp_sema::check(file.path(db), text, parsed, overrides);
         &checked_owned
     };
-    errors.extend(checked.diagnostics.iter().filter(|d| d.severity == Severity::Error).cloned());
+    errors.extend(
+        checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .cloned(),
+    );
     if !errors.is_empty() {
         return Err(errors);
     }
     if checked.pipelines.is_empty() {
-        return Err(vec![Diagnostic::error("E0302", "the file has no pipeline to plan")
-            .at(mlp_diagnostics::Span::new(0, 0), "no `pipeline` here")
-            .help("declare one: `pipeline name(param: Type = default) { ... }`")]);
+        return Err(vec![Diagnostic::error(
+            "E0302",
+            "the file has no pipeline to plan",
+        )
+        .at(mlp_diagnostics::Span::new(0, 0), "no `pipeline` here")
+        .help("declare one: `pipeline name(param: Type = default) { ... }`")]);
     }
     mlp_lower::lower(file.path(db), file.bytes(db), text, checked)
 }

@@ -15,7 +15,11 @@ fn queries_rerun_only_after_an_edit() {
     let file = SourceFile::new(&db, "a.mlp".into(), A.as_bytes().to_vec());
     assert!(mlp_db::diagnostics(&db, file).is_empty());
     let first = log.lock().unwrap().len();
-    assert!(first >= 3, "parse, check and diagnostics ran: {:?}", log.lock().unwrap());
+    assert!(
+        first >= 3,
+        "parse, check and diagnostics ran: {:?}",
+        log.lock().unwrap()
+    );
 
     // Asking again executes nothing.
     assert!(mlp_db::diagnostics(&db, file).is_empty());
@@ -43,8 +47,17 @@ fn queries_rerun_only_after_an_edit() {
 fn overrides_change_the_plan_but_not_the_parse() {
     let db = Database::new();
     let file = SourceFile::new(&db, "a.mlp".into(), A.as_bytes().to_vec());
-    let base = mlp_db::plan(&db, PlanRequest::new(&db, file, vec![])).as_ref().unwrap().clone();
-    let over = mlp_db::plan(&db, PlanRequest::new(&db, file, vec![("dim".into(), "16".into())])).as_ref().unwrap().clone();
+    let base = mlp_db::plan(&db, PlanRequest::new(&db, file, vec![]))
+        .as_ref()
+        .unwrap()
+        .clone();
+    let over = mlp_db::plan(
+        &db,
+        PlanRequest::new(&db, file, vec![("dim".into(), "16".into())]),
+    )
+    .as_ref()
+    .unwrap()
+    .clone();
     assert_eq!(over.pipelines[0].params[0].value, serde_json::json!(16));
     assert!(over.pipelines[0].params[0].overridden);
     assert_ne!(base.to_json(), over.to_json());

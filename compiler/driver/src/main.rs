@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "mlp", version, about = "A typed language for machine-learning pipelines: check, plan, format, graph.")]
+#[command(
+    name = "mlp",
+    version,
+    about = "A typed language for machine-learning pipelines: check, plan, format, graph."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -85,7 +89,9 @@ fn main() -> ExitCode {
     match child.map(|h| h.join()) {
         Ok(Ok(code)) => code,
         _ => {
-            eprintln!("error: internal compiler error; please report it with the input that caused it");
+            eprintln!(
+                "error: internal compiler error; please report it with the input that caused it"
+            );
             ExitCode::from(101)
         }
     }
@@ -94,9 +100,19 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> ExitCode {
     match cli.cmd {
         Cmd::Check { files, format } => check(&files, format),
-        Cmd::Plan { file, output, set, diff, format } => plan(&file, output.as_deref(), &set, diff.as_deref(), format),
+        Cmd::Plan {
+            file,
+            output,
+            set,
+            diff,
+            format,
+        } => plan(&file, output.as_deref(), &set, diff.as_deref(), format),
         Cmd::Fmt { files, check } => fmt(&files, check),
-        Cmd::Graph { file, format, output } => graph(&file, format, output.as_deref()),
+        Cmd::Graph {
+            file,
+            format,
+            output,
+        } => graph(&file, format, output.as_deref()),
         Cmd::Explain { code } => explain(code.as_deref()),
     }
 }
@@ -193,12 +209,16 @@ fn check(files: &[String], format: Format) -> ExitCode {
     }
     match format {
         Format::Json => {
-            let out = serde_json::json!({"files": json_files, "errors": errors, "warnings": warnings});
+            let out =
+                serde_json::json!({"files": json_files, "errors": errors, "warnings": warnings});
             println!("{}", serde_json::to_string_pretty(&out).unwrap());
         }
         Format::Human => {
             let files_word = if paths.len() == 1 { "file" } else { "files" };
-            eprintln!("checked {} {files_word}: {errors} error(s), {warnings} warning(s)", paths.len());
+            eprintln!(
+                "checked {} {files_word}: {errors} error(s), {warnings} warning(s)",
+                paths.len()
+            );
         }
     }
     if errors > 0 {
@@ -217,16 +237,28 @@ fn report(name: &str, text: &str, diags: &[mlp_diagnostics::Diagnostic], format:
         }
         Format::Json => {
             let v: Vec<_> = diags.iter().map(|d| render::json(name, text, d)).collect();
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"path": name, "diagnostics": v})).unwrap());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"path": name, "diagnostics": v}))
+                    .unwrap()
+            );
         }
     }
 }
 
-fn plan(path: &Path, output: Option<&Path>, set: &[String], diff: Option<&Path>, format: Format) -> ExitCode {
+fn plan(
+    path: &Path,
+    output: Option<&Path>,
+    set: &[String],
+    diff: Option<&Path>,
+    format: Format,
+) -> ExitCode {
     let mut overrides = Vec::new();
     for s in set {
         match s.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => overrides.push((k.trim().to_string(), v.to_string())),
+            Some((k, v)) if !k.trim().is_empty() => {
+                overrides.push((k.trim().to_string(), v.to_string()))
+            }
             _ => return fail(format!("`--set {s}`: expected NAME=VALUE")),
         }
     }
@@ -274,7 +306,12 @@ fn plan(path: &Path, output: Option<&Path>, set: &[String], diff: Option<&Path>,
             if let Err(e) = write_atomic(o, json.as_bytes()) {
                 return fail(format!("cannot write {}: {e}", o.display()));
             }
-            eprintln!("wrote {} ({} pipeline(s), {} node(s))", o.display(), plan.pipelines.len(), plan.pipelines.iter().map(|p| p.nodes.len()).sum::<usize>());
+            eprintln!(
+                "wrote {} ({} pipeline(s), {} node(s))",
+                o.display(),
+                plan.pipelines.len(),
+                plan.pipelines.iter().map(|p| p.nodes.len()).sum::<usize>()
+            );
         }
         None => print!("{json}"),
     }
@@ -283,8 +320,16 @@ fn plan(path: &Path, output: Option<&Path>, set: &[String], diff: Option<&Path>,
 
 /// Writes through a temporary file and a rename, so a failed write never leaves half a file.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.mlp-tmp", path.file_name().map(|s| s.to_string_lossy()).unwrap_or_default()));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.mlp-tmp",
+        path.file_name()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default()
+    ));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
@@ -386,7 +431,9 @@ fn explain(code: Option<&str>) -> ExitCode {
             None => {
                 let known: Vec<&str> = mlp_diagnostics::codes().collect();
                 let mut msg = format!("unknown diagnostic code `{c}`");
-                if let Some(s) = mlp_diagnostics::did_you_mean(&c.to_ascii_uppercase(), known.iter().copied()) {
+                if let Some(s) =
+                    mlp_diagnostics::did_you_mean(&c.to_ascii_uppercase(), known.iter().copied())
+                {
                     msg.push_str(&format!("; did you mean `{s}`?"));
                 }
                 msg.push_str(" (`mlp explain` lists them all)");

@@ -6,10 +6,12 @@ use serde_json::{json, Value};
 /// Renders one diagnostic with miette, source snippet and labels included.
 pub fn human(path: &str, text: &str, d: &Diagnostic) -> String {
     use miette::{LabeledSpan, MietteDiagnostic, NamedSource, Report};
-    let mut md = MietteDiagnostic::new(d.message.clone()).with_code(d.code.clone()).with_severity(match d.severity {
-        Severity::Error => miette::Severity::Error,
-        Severity::Warning => miette::Severity::Warning,
-    });
+    let mut md = MietteDiagnostic::new(d.message.clone())
+        .with_code(d.code.clone())
+        .with_severity(match d.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        });
     let mut notes = Vec::new();
     let len = text.len();
     for l in &d.labels {
@@ -18,7 +20,11 @@ pub fn human(path: &str, text: &str, d: &Diagnostic) -> String {
                 let start = (l.span.start as usize).min(len);
                 let end = (l.span.end as usize).clamp(start, len);
                 let ls = LabeledSpan::new_with_span(Some(l.message.clone()), start..end);
-                md = md.and_label(if l.primary { LabeledSpan::new_primary_with_span(Some(l.message.clone()), start..end) } else { ls });
+                md = md.and_label(if l.primary {
+                    LabeledSpan::new_primary_with_span(Some(l.message.clone()), start..end)
+                } else {
+                    ls
+                });
             }
             Some(f) => {
                 let loc = mlp_sema::prelude::prelude()

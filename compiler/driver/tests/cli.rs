@@ -4,11 +4,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn mlp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlp")).args(args).output().expect("run mlp")
+    Command::new(env!("CARGO_BIN_EXE_mlp"))
+        .args(args)
+        .output()
+        .expect("run mlp")
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -46,7 +52,10 @@ fn check_reports_errors_with_exit_1_and_json() {
     let out = mlp(&["check", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("E0203") && err.contains("did you mean `steel`?"), "{err}");
+    assert!(
+        err.contains("E0203") && err.contains("did you mean `steel`?"),
+        "{err}"
+    );
 
     let out = mlp(&["check", "--format", "json", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
@@ -62,7 +71,11 @@ fn check_reports_errors_with_exit_1_and_json() {
 fn missing_file_is_a_clear_error() {
     let out = mlp(&["check", "/nonexistent/x.mlp"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("no such file"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no such file"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = mlp(&["plan", "/nonexistent/x.mlp"]);
     assert_eq!(out.status.code(), Some(1));
 }
@@ -128,16 +141,42 @@ fn plan_diff_explains_changes() {
     let old = d.join("old.json");
     let out = mlp(&["plan", ex.to_str().unwrap(), "-o", old.to_str().unwrap()]);
     assert!(out.status.success());
-    let same = mlp(&["plan", ex.to_str().unwrap(), "--diff", old.to_str().unwrap()]);
+    let same = mlp(&[
+        "plan",
+        ex.to_str().unwrap(),
+        "--diff",
+        old.to_str().unwrap(),
+    ]);
     assert!(same.status.success());
-    assert!(text(&same.stdout).contains("0 to add, 0 to change, 0 to remove"), "{}", text(&same.stdout));
-    let changed = mlp(&["plan", ex.to_str().unwrap(), "--set", "dim=16", "--diff", old.to_str().unwrap()]);
+    assert!(
+        text(&same.stdout).contains("0 to add, 0 to change, 0 to remove"),
+        "{}",
+        text(&same.stdout)
+    );
+    let changed = mlp(&[
+        "plan",
+        ex.to_str().unwrap(),
+        "--set",
+        "dim=16",
+        "--diff",
+        old.to_str().unwrap(),
+    ]);
     assert!(changed.status.success(), "{}", text(&changed.stderr));
     let t = text(&changed.stdout);
     assert!(t.contains("~ trace_embeddings.fit"), "{t}");
     assert!(t.contains("units"), "{t}");
-    let j = mlp(&["plan", ex.to_str().unwrap(), "--set", "dim=16", "--diff", old.to_str().unwrap(), "--format", "json"]);
-    let _: serde_json::Value = serde_json::from_slice(&j.stdout).expect("diff --format json is JSON");
+    let j = mlp(&[
+        "plan",
+        ex.to_str().unwrap(),
+        "--set",
+        "dim=16",
+        "--diff",
+        old.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let _: serde_json::Value =
+        serde_json::from_slice(&j.stdout).expect("diff --format json is JSON");
 }
 
 #[test]
@@ -182,14 +221,21 @@ fn explain_pages() {
 fn fmt_rewrites_and_check_reports() {
     let d = tmp("fmt");
     let f = d.join("a.mlp");
-    std::fs::write(&f, "import nn.{dense}\npipeline   p( x:Int=1 ){\n  let a=x+1   // keep me\n}\n").unwrap();
+    std::fs::write(
+        &f,
+        "import nn.{dense}\npipeline   p( x:Int=1 ){\n  let a=x+1   // keep me\n}\n",
+    )
+    .unwrap();
     let out = mlp(&["fmt", "--check", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let out = mlp(&["fmt", f.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let formatted = std::fs::read_to_string(&f).unwrap();
     assert!(formatted.contains("// keep me"));
-    assert!(formatted.contains("pipeline p(x: Int = 1) {"), "{formatted}");
+    assert!(
+        formatted.contains("pipeline p(x: Int = 1) {"),
+        "{formatted}"
+    );
     let out = mlp(&["fmt", "--check", f.to_str().unwrap()]);
     assert!(out.status.success());
     // A file with a syntax error is left alone.

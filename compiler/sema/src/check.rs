@@ -9,6 +9,7 @@ use crate::types::*;
 use crate::unify::{Mismatch, Subst};
 use mlp_diagnostics::{did_you_mean, Diagnostic, Span};
 use mlp_syntax::ast::{self, Expr, ExprKind, ItemKind, Stmt};
+use mlp_syntax::Parsed;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
@@ -29,7 +30,11 @@ pub(crate) struct Typed {
 
 impl Typed {
     pub fn unknown(span: Span) -> Typed {
-        Typed { ty: Ty::Unknown, val: Val::Unknown, origin: span }
+        Typed {
+            ty: Ty::Unknown,
+            val: Val::Unknown,
+            origin: span,
+        }
     }
 }
 
@@ -37,6 +42,9 @@ impl Typed {
 pub(crate) enum Imported {
     Item(String, String),
     Module(String),
+    /// A name whose import or declaration failed (already reported): uses of it are
+    /// silently unknown, so one mistake gives one error.
+    Poisoned,
 }
 
 /// Names visible in an expression: pipeline parameters and bindings, or a composition's
@@ -70,10 +78,15 @@ pub(crate) struct Checker<'a> {
     pub pending_columns: Option<Value>,
     /// Output paths of the current pipeline, to refuse writing one twice.
     pub output_paths: HashMap<String, Span>,
+    /// Parameter defaults being evaluated, to catch a default that calls its own function.
+    pub default_stack: Vec<String>,
+    /// Next `#n` suffix per node id base (see `unique_id`).
+    pub id_suffix: HashMap<String, usize>,
 }
 
 /// Checks a parsed file. `overrides` are `--set name=value` pairs for pipeline parameters.
-pub fn check(path: &str, text: &str, file: &ast::File, overrides: &[(String, String)]) -> Checked {
+pub fn check(path: &str, text: &str, parsed: &Parsed, overrides: &[(String, String)]) -> Checked {
+    let file = &parsed.file;
     let mut c = Checker {
         prelude: prelude(),
         path,
@@ -92,7 +105,12 @@ pub fn check(path: &str, text: &str, file: &ast::File, overrides: &[(String, Str
         model_of_node: HashMap::new(),
         pending_columns: None,
         output_paths: HashMap::new(),
+        default_stack: Vec::new(),
+        id_suffix: HashMap::new(),
     };
+    for name in &parsed.broken {
+        c.imports.entry(name.clone()).or_insert(Imported::Poisoned);
+    }
     c.resolve_items(file);
     let mut pipelines = Vec::new();
     let mut used_overrides = HashSet::new();
@@ -111,7 +129,10 @@ pub fn check(path: &str, text: &str, file: &ast::File, overrides: &[(String, Str
     }
     for (k, _) in overrides {
         if !used_overrides.contains(k) {
-            let names: Vec<String> = pipelines.iter().flat_map(|p| p.params.iter().map(|q| q.name.clone())).collect();
+            let names: Vec<String> = pipelines
+                .iter()
+                .flat_map(|p| p.params.iter().map(|q| q.name.clone()))
+                .collect();
             let mut d = Diagnostic::error("E0211", format!("no pipeline has a parameter `{k}`"));
             if let Some(s) = did_you_mean(k, names.iter().map(|s| s.as_str())) {
                 d = d.help(format!("did you mean `{s}`?"));
@@ -123,7 +144,10 @@ pub fn check(path: &str, text: &str, file: &ast::File, overrides: &[(String, Str
     let mut seen = HashSet::new();
     diags.retain(|d| seen.insert((d.code.clone(), d.primary_span(), d.message.clone())));
     diags.sort_by_key(|d| d.primary_span().map(|s| s.start).unwrap_or(u32::MAX));
-    Checked { diagnostics: diags, pipelines }
+    Checked {
+        diagnostics: diags,
+        pipelines,
+    }
 }
 
 impl<'a> Checker<'a> {
@@ -134,10 +158,13 @@ impl<'a> Checker<'a> {
         let mut define = |c: &mut Checker, name: &ast::Ident| {
             if let Some(prev) = defined.get(&name.name) {
                 c.diags.push(
-                    Diagnostic::error("E0103", format!("`{}` is defined more than once", name.name))
-                        .at(name.span, "defined again here")
-                        .also(*prev, "first defined here")
-                        .help("rename one of them"),
+                    Diagnostic::error(
+                        "E0103",
+                        format!("`{}` is defined more than once", name.name),
+                    )
+                    .at(name.span, "defined again here")
+                    .also(*prev, "first defined here")
+                    .help("rename one of them"),
                 );
                 false
             } else {
@@ -146,6 +173,13 @@ impl<'a> Checker<'a> {
             }
         };
         for item in &file.items {
+            for a in &item.attrs {
+                self.diags.push(
+                    Diagnostic::error("E0107", format!("attribute `@{}` is not allowed here", a.name.name))
+                        .at(a.span, "attributes describe ops of the standard library")
+                        .help("remove it; `@version`, `@device` and `@resources` belong on `op` declarations in stdlib/"),
+                );
+            }
             match &item.kind {
                 ItemKind::Import(imp) => self.resolve_import(imp, &mut define),
                 ItemKind::Pipeline(p) => {
@@ -178,12 +212,21 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn resolve_import(&mut self, imp: &ast::Import, define: &mut impl FnMut(&mut Checker, &ast::Ident) -> bool) {
+    fn resolve_import(
+        &mut self,
+        imp: &ast::Import,
+        define: &mut impl FnMut(&mut Checker, &ast::Ident) -> bool,
+    ) {
         let modules: Vec<&str> = self.prelude.modules.keys().map(|s| s.as_str()).collect();
         let path: Vec<&str> = imp.path.iter().map(|i| i.name.as_str()).collect();
-        let full_span = imp.path.first().map(|f| f.span.to(imp.path.last().unwrap().span)).unwrap_or_default();
+        let full_span = imp
+            .path
+            .first()
+            .map(|f| f.span.to(imp.path.last().unwrap().span))
+            .unwrap_or_default();
         let unknown_module = |c: &mut Checker, name: &str, span: Span| {
-            let mut d = Diagnostic::error("E0101", format!("unknown module `{name}`")).at(span, "no such module");
+            let mut d = Diagnostic::error("E0101", format!("unknown module `{name}`"))
+                .at(span, "no such module");
             d = match did_you_mean(name, modules.iter().copied()) {
                 Some(s) => d.help(format!("did you mean `{s}`?")),
                 None => d.help(format!("the standard library has: {}", modules.join(", "))),
@@ -191,20 +234,40 @@ impl<'a> Checker<'a> {
             c.diags.push(d);
         };
         let joined = path.join(".");
+        // Whatever this import fails to bring in is poisoned, not unknown.
+        let poison = |c: &mut Checker| {
+            let names: Vec<&ast::Ident> = match &imp.names {
+                Some(ns) => ns.iter().map(|n| n.alias.as_ref().unwrap_or(&n.name)).collect(),
+                None => imp.alias.iter().chain(imp.path.last()).take(1).collect(),
+            };
+            for n in names {
+                c.imports.entry(n.name.clone()).or_insert(Imported::Poisoned);
+            }
+        };
         if let Some(names) = &imp.names {
             if !self.prelude.modules.contains_key(&joined) {
                 unknown_module(self, &joined, full_span);
+                poison(self);
                 return;
             }
             for n in names {
-                self.import_item(&joined, &n.name, n.alias.as_ref().unwrap_or(&n.name), define);
+                self.import_item(
+                    &joined,
+                    &n.name,
+                    n.alias.as_ref().unwrap_or(&n.name),
+                    define,
+                );
             }
             return;
         }
         if self.prelude.modules.contains_key(&joined) {
-            let alias = imp.alias.as_ref().unwrap_or_else(|| imp.path.last().unwrap());
+            let alias = imp
+                .alias
+                .as_ref()
+                .unwrap_or_else(|| imp.path.last().unwrap());
             if define(self, alias) {
-                self.imports.insert(alias.name.clone(), Imported::Module(joined));
+                self.imports
+                    .insert(alias.name.clone(), Imported::Module(joined));
             }
             return;
         }
@@ -217,9 +280,11 @@ impl<'a> Checker<'a> {
             }
             let first = &imp.path[0];
             unknown_module(self, &module, first.span.to(imp.path[path.len() - 2].span));
+            poison(self);
             return;
         }
         unknown_module(self, &joined, full_span);
+        poison(self);
     }
 
     fn import_item(
@@ -231,18 +296,31 @@ impl<'a> Checker<'a> {
     ) {
         let m = &self.prelude.modules[module];
         if !m.items.contains_key(&name.name) {
-            let mut d = Diagnostic::error("E0102", format!("module `{module}` has no `{}`", name.name))
-                .at(name.span, "not in this module");
+            let mut d =
+                Diagnostic::error("E0102", format!("module `{module}` has no `{}`", name.name))
+                    .at(name.span, "not in this module");
             if let Some(s) = did_you_mean(&name.name, m.items.keys().map(|s| s.as_str())) {
                 d = d.help(format!("did you mean `{s}`?"));
-            } else if let Some((other, _)) = self.prelude.modules.iter().find(|(_, om)| om.items.contains_key(&name.name)) {
-                d = d.help(format!("`{}` is in module `{other}`: `import {other}.{{{}}}`", name.name, name.name));
+            } else if let Some((other, _)) = self
+                .prelude
+                .modules
+                .iter()
+                .find(|(_, om)| om.items.contains_key(&name.name))
+            {
+                d = d.help(format!(
+                    "`{}` is in module `{other}`: `import {other}.{{{}}}`",
+                    name.name, name.name
+                ));
             }
             self.diags.push(d);
+            self.imports.entry(alias.name.clone()).or_insert(Imported::Poisoned);
             return;
         }
         if define(self, alias) {
-            self.imports.insert(alias.name.clone(), Imported::Item(module.to_string(), name.name.clone()));
+            self.imports.insert(
+                alias.name.clone(),
+                Imported::Item(module.to_string(), name.name.clone()),
+            );
         }
     }
 
@@ -277,7 +355,11 @@ impl<'a> Checker<'a> {
 
     /// Where a name is declared in the standard library, for help when it is not imported.
     pub fn stdlib_home(&self, name: &str) -> Option<String> {
-        self.prelude.modules.iter().find(|(_, m)| m.items.contains_key(name)).map(|(k, _)| k.clone())
+        self.prelude
+            .modules
+            .iter()
+            .find(|(_, m)| m.items.contains_key(name))
+            .map(|(k, _)| k.clone())
     }
 
     // ------------------------------------------------------------------ pipelines
@@ -291,6 +373,7 @@ impl<'a> Checker<'a> {
     ) -> CheckedPipeline {
         self.pipeline = p.name.name.clone();
         self.output_paths.clear();
+        self.id_suffix.clear();
         self.nodes.clear();
         self.node_tys.clear();
         self.node_index.clear();
@@ -300,9 +383,12 @@ impl<'a> Checker<'a> {
         for param in &p.params {
             if let Some(prev) = seen.insert(&param.name.name, param.name.span) {
                 self.diags.push(
-                    Diagnostic::error("E0103", format!("parameter `{}` is declared twice", param.name.name))
-                        .at(param.name.span, "declared again here")
-                        .also(prev, "first declared here"),
+                    Diagnostic::error(
+                        "E0103",
+                        format!("parameter `{}` is declared twice", param.name.name),
+                    )
+                    .at(param.name.span, "declared again here")
+                    .also(prev, "first declared here"),
                 );
                 continue;
             }
@@ -314,8 +400,8 @@ impl<'a> Checker<'a> {
                 (v, true)
             } else if let Some(d) = &param.default {
                 let v = self.expr(d, &mut Scope::default());
-                self.expect(&ty, &v, d.span, "the parameter's default");
-                if !v.val.is_const() && !matches!(v.val, Val::Unknown) {
+                let fits = self.expect_coerce(&ty, &v, d.span, "the parameter's default");
+                if fits && !v.val.is_const() && !matches!(v.val, Val::Unknown) {
                     self.diags.push(
                         Diagnostic::error("E0212", "a parameter default must be a constant")
                             .at(d.span, "computed at run time"),
@@ -333,9 +419,20 @@ impl<'a> Checker<'a> {
                 overridden,
                 span: param.span,
             });
-            scope.vars.insert(param.name.name.clone(), Typed { ty, val: value.val, origin: param.span });
+            scope.vars.insert(
+                param.name.name.clone(),
+                Typed {
+                    ty,
+                    val: value.val,
+                    origin: param.span,
+                },
+            );
         }
-        let lets: Vec<&ast::Let> = p.stmts.iter().filter_map(|s| if let Stmt::Let(l) = s { Some(l) } else { None }).collect();
+        let lets: Vec<&ast::Let> = p
+            .stmts
+            .iter()
+            .filter_map(|s| if let Stmt::Let(l) = s { Some(l) } else { None })
+            .collect();
         self.eval_lets(&lets, &mut scope);
         let mut schedule = None;
         let mut outputs = 0usize;
@@ -344,7 +441,11 @@ impl<'a> Checker<'a> {
             self.top_span = None;
             match s {
                 Stmt::Let(_) => {}
-                Stmt::Output { value, target, span } => {
+                Stmt::Output {
+                    value,
+                    target,
+                    span,
+                } => {
                     outputs += 1;
                     self.output_stmt(value, target, *span, outputs, &mut scope);
                 }
@@ -386,9 +487,14 @@ impl<'a> Checker<'a> {
                         (_, t) => {
                             let shown = self.sub.show(&t);
                             self.diags.push(
-                                Diagnostic::error("E0201", format!("`schedule` expects a `Schedule`, found `{shown}`"))
-                                    .at(value.span, format!("found `{shown}`"))
-                                    .help("write `schedule every(1 d)` or `schedule cron(\"0 6 * * *\")`"),
+                                Diagnostic::error(
+                                    "E0201",
+                                    format!("`schedule` expects a `Schedule`, found `{shown}`"),
+                                )
+                                .at(value.span, format!("found `{shown}`"))
+                                .help(
+                                    "write `schedule every(1 d)` or `schedule cron(\"0 6 * * *\")`",
+                                ),
                             );
                         }
                     }
@@ -396,7 +502,14 @@ impl<'a> Checker<'a> {
             }
         }
         let nodes = self.finish_nodes();
-        CheckedPipeline { name: p.name.name.clone(), doc: item.doc.clone(), params, nodes, schedule, span: item.span }
+        CheckedPipeline {
+            name: p.name.name.clone(),
+            doc: item.doc.clone(),
+            params,
+            nodes,
+            schedule,
+            span: item.span,
+        }
     }
 
     /// Renders node types now that every variable that will be bound is bound.
@@ -410,7 +523,14 @@ impl<'a> Checker<'a> {
         nodes
     }
 
-    fn output_stmt(&mut self, value: &Expr, target: &Expr, span: Span, n: usize, scope: &mut Scope) {
+    fn output_stmt(
+        &mut self,
+        value: &Expr,
+        target: &Expr,
+        span: Span,
+        n: usize,
+        scope: &mut Scope,
+    ) {
         let label = match &value.kind {
             ExprKind::Ident(name) => name.clone(),
             _ => n.to_string(),
@@ -432,22 +552,31 @@ impl<'a> Checker<'a> {
             (Val::Const(_), ty) => {
                 let shown = self.sub.show(&ty);
                 self.diags.push(
-                    Diagnostic::error("E0201", format!("an output target must be a path, found `{shown}`"))
-                        .at(target.span, "not a path")
-                        .help("write `output value -> \"out/file.ext\"`"),
+                    Diagnostic::error(
+                        "E0201",
+                        format!("an output target must be a path, found `{shown}`"),
+                    )
+                    .at(target.span, "not a path")
+                    .help("write `output value -> \"out/file.ext\"`"),
                 );
                 return;
             }
             _ => {
                 self.diags.push(
-                    Diagnostic::error("E0212", "an output target must be known before the pipeline runs")
-                        .at(target.span, "computed at run time"),
+                    Diagnostic::error(
+                        "E0212",
+                        "an output target must be known before the pipeline runs",
+                    )
+                    .at(target.span, "computed at run time"),
                 );
                 return;
             }
         };
         if path.is_empty() {
-            self.diags.push(Diagnostic::error("E0210", "an output path cannot be empty").at(target.span, "empty path"));
+            self.diags.push(
+                Diagnostic::error("E0210", "an output path cannot be empty")
+                    .at(target.span, "empty path"),
+            );
             return;
         }
         if let Some(prev) = self.output_paths.get(&path) {
@@ -464,22 +593,39 @@ impl<'a> Checker<'a> {
         if vt.is_config() || matches!(v.val, Val::Const(_)) && !matches!(vt, Ty::Unknown) {
             let shown = self.sub.show(&vt);
             self.diags.push(
-                Diagnostic::error("E0213", format!("`{shown}` is configuration, not a result; it cannot be written"))
-                    .at(value.span, "known before the pipeline runs")
-                    .help("output the results of ops (a trained model, an index, a table, metrics)"),
+                Diagnostic::error(
+                    "E0213",
+                    format!("`{shown}` is configuration, not a result; it cannot be written"),
+                )
+                .at(value.span, "known before the pipeline runs")
+                .help("output the results of ops (a trained model, an index, a table, metrics)"),
             );
             return;
         }
         if let Some(allowed) = output_formats(&vt) {
-            let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).filter(|e| !e.contains('/')).unwrap_or_default();
+            let ext = path
+                .rsplit_once('.')
+                .map(|(_, e)| e.to_ascii_lowercase())
+                .filter(|e| !e.contains('/'))
+                .unwrap_or_default();
             if !allowed.contains(&ext.as_str()) {
                 let shown = self.sub.show(&vt);
                 let list: Vec<String> = allowed.iter().map(|e| format!(".{e}")).collect();
                 self.diags.push(
-                    Diagnostic::error("E0213", format!("a `{shown}` cannot be written as `{}`", if ext.is_empty() { "a file without extension".to_string() } else { format!(".{ext}") }))
-                        .at(target.span, "the extension chooses the format")
-                        .also(value.span, format!("this is a `{shown}`"))
-                        .help(format!("write it as {}", list.join(", "))),
+                    Diagnostic::error(
+                        "E0213",
+                        format!(
+                            "`{shown}` cannot be written as `{}`",
+                            if ext.is_empty() {
+                                "a file without extension".to_string()
+                            } else {
+                                format!(".{ext}")
+                            }
+                        ),
+                    )
+                    .at(target.span, "the extension chooses the format")
+                    .also(value.span, format!("found `{shown}`"))
+                    .help(format!("write it as {}", list.join(", "))),
                 );
                 return;
             }
@@ -492,7 +638,10 @@ impl<'a> Checker<'a> {
                 kind: NodeKind::Output,
                 op: "io.output".into(),
                 op_version: 1,
-                args: vec![("value".into(), v.val), ("path".into(), Val::Const(Value::String(path)))],
+                args: vec![
+                    ("value".into(), v.val),
+                    ("path".into(), Val::Const(Value::String(path))),
+                ],
                 ty: String::new(),
                 device: crate::prelude::Device::Cpu,
                 memory: None,
@@ -504,11 +653,20 @@ impl<'a> Checker<'a> {
         );
     }
 
-    pub fn unique_id(&self, base: String) -> String {
+    /// `base`, or `base#2`, `base#3`, ... when taken. The next suffix to try is remembered
+    /// per base, so a binding with thousands of anonymous nodes stays linear.
+    pub fn unique_id(&mut self, base: String) -> String {
         if !self.node_index.contains_key(&base) {
             return base;
         }
-        (2..).map(|k| format!("{base}#{k}")).find(|id| !self.node_index.contains_key(id)).unwrap()
+        let next = self.id_suffix.entry(base.clone()).or_insert(2);
+        loop {
+            let id = format!("{base}#{next}");
+            *next += 1;
+            if !self.node_index.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     pub fn push_node(&mut self, node: HNode, ty: Ty) {
@@ -524,10 +682,13 @@ impl<'a> Checker<'a> {
         for (i, l) in lets.iter().enumerate() {
             if let Some(&j) = index.get(l.name.name.as_str()) {
                 self.diags.push(
-                    Diagnostic::error("E0104", format!("`{}` is bound more than once", l.name.name))
-                        .at(l.name.span, "bound again here")
-                        .also(lets[j].name.span, "first bound here")
-                        .help("bindings are immutable: give the second one another name"),
+                    Diagnostic::error(
+                        "E0104",
+                        format!("`{}` is bound more than once", l.name.name),
+                    )
+                    .at(l.name.span, "bound again here")
+                    .also(lets[j].name.span, "first bound here")
+                    .help("bindings are immutable: give the second one another name"),
                 );
                 live[i] = false;
                 continue;
@@ -549,7 +710,10 @@ impl<'a> Checker<'a> {
             .map(|l| {
                 let mut names = Vec::new();
                 free_names(&l.value, &mut names);
-                let mut d: Vec<usize> = names.iter().filter_map(|n| index.get(n.as_str()).copied()).collect();
+                let mut d: Vec<usize> = names
+                    .iter()
+                    .filter_map(|n| index.get(n.as_str()).copied())
+                    .collect();
                 d.sort();
                 d.dedup();
                 d
@@ -562,14 +726,27 @@ impl<'a> Checker<'a> {
             let first = cycle[0];
             let mut d = Diagnostic::error(
                 "E0106",
-                format!("bindings depend on each other in a cycle: {} -> {}", names.join(" -> "), names[0]),
+                format!(
+                    "bindings depend on each other in a cycle: {} -> {}",
+                    names.join(" -> "),
+                    names[0]
+                ),
             )
-            .at(lets[first].name.span, format!("`{}` needs `{}`", names[0], names.get(1).unwrap_or(&names[0])));
+            .at(
+                lets[first].name.span,
+                format!(
+                    "`{}` needs `{}`",
+                    names[0],
+                    names.get(1).unwrap_or(&names[0])
+                ),
+            );
             for (k, &i) in cycle.iter().enumerate().skip(1) {
                 let next = names[(k + 1) % names.len()];
                 d = d.also(lets[i].name.span, format!("`{}` needs `{next}`", names[k]));
             }
-            self.diags.push(d.help("a pipeline is a DAG: break the cycle by computing one of these from other inputs"));
+            self.diags.push(d.help(
+                "a pipeline is a DAG: break the cycle by computing one of these from other inputs",
+            ));
             for i in cycle {
                 in_cycle[i] = true;
             }
@@ -577,7 +754,9 @@ impl<'a> Checker<'a> {
         for i in order {
             let l = lets[i];
             if in_cycle[i] {
-                scope.vars.insert(l.name.name.clone(), Typed::unknown(l.name.span));
+                scope
+                    .vars
+                    .insert(l.name.name.clone(), Typed::unknown(l.name.span));
                 continue;
             }
             self.cur_binding = Some(l.name.name.clone());
@@ -585,7 +764,7 @@ impl<'a> Checker<'a> {
             let mut v = self.expr(&l.value, scope);
             if let Some(annot) = &l.ty {
                 let at = self.ty_of(annot, &mut Inst::default(), None);
-                if self.expect(&at, &v, l.value.span, "the annotation") {
+                if self.expect_coerce(&at, &v, l.value.span, "the annotation") {
                     if let Val::Node(id) = &v.val {
                         if let Some(&k) = self.node_index.get(id) {
                             if matches!(at, Ty::Table(Some(_))) {
@@ -610,9 +789,35 @@ impl<'a> Checker<'a> {
         let saved_p = std::mem::replace(&mut self.pipeline, format!("fn:{}", f.name.name));
         let mut scope = Scope::default();
         let mut inst = Inst::default();
+        for g in &f.generics {
+            let v = self.sub.fresh_ty(&g.name);
+            inst.generics.insert(g.name.clone(), v);
+        }
+        let mut seen: HashMap<&str, Span> = HashMap::new();
         for p in &f.params {
+            if let Some(prev) = seen.insert(&p.name.name, p.name.span) {
+                self.diags.push(
+                    Diagnostic::error("E0103", format!("parameter `{}` is declared twice", p.name.name))
+                        .at(p.name.span, "declared again here")
+                        .also(prev, "first declared here"),
+                );
+            }
             let ty = self.ty_of(&p.ty, &mut inst, None);
-            scope.vars.insert(p.name.name.clone(), Typed { ty, val: Val::Unknown, origin: p.span });
+            if let Some(d) = &p.default {
+                let key = format!("{}({})", f.name.name, p.name.name);
+                self.default_stack.push(key);
+                let v = self.expr(d, &mut Scope::default());
+                self.default_stack.pop();
+                self.expect_coerce(&ty, &v, d.span, "the parameter's default");
+            }
+            scope.vars.insert(
+                p.name.name.clone(),
+                Typed {
+                    ty,
+                    val: Val::Unknown,
+                    origin: p.span,
+                },
+            );
         }
         if let Some(body) = &f.body {
             self.comp_stack.push(f.name.name.clone());
@@ -645,7 +850,11 @@ impl<'a> Checker<'a> {
         let literal = expr.filter(|e| {
             matches!(
                 e.kind,
-                ExprKind::Int { .. } | ExprKind::Float { .. } | ExprKind::Quantity { .. } | ExprKind::Str(_) | ExprKind::Bool(_)
+                ExprKind::Int { .. }
+                    | ExprKind::Float { .. }
+                    | ExprKind::Quantity { .. }
+                    | ExprKind::Str(_)
+                    | ExprKind::Bool(_)
             )
         });
         let v = match literal {
@@ -655,14 +864,30 @@ impl<'a> Checker<'a> {
                 t
             }
             // Anything else is taken as a string, so `--set survey=data/f3.sgy` works unquoted.
-            None => Typed { ty: Ty::Str, val: Val::Const(Value::String(text.to_string())), origin: param.span },
+            None => Typed {
+                ty: Ty::Str,
+                val: Val::Const(Value::String(text.to_string())),
+                origin: param.span,
+            },
         };
-        if self.sub.unify(ty, &v.ty, param.span).is_err() {
+        if matches!(self.sub.shallow(ty), Ty::Date) && matches!(v.ty, Ty::Str) {
+            if !v.val.as_str().is_some_and(valid_date) {
+                self.diags.push(
+                    Diagnostic::error("E0211", format!("`--set {}={text}`: not a date", param.name.name))
+                        .at(param.name.span, "the parameter is a `Date`")
+                        .help("write dates as YYYY-MM-DD"),
+                );
+                return Typed::unknown(param.span);
+            }
+        } else if self.sub.unify(ty, &v.ty, param.span).is_err() {
             let want = self.sub.show(ty);
             self.diags.push(
-                Diagnostic::error("E0211", format!("`--set {}={text}`: expected a `{want}`", param.name.name))
-                    .at(param.name.span, format!("the parameter is a `{want}`"))
-                    .help(format!("give a value of type `{want}`")),
+                Diagnostic::error(
+                    "E0211",
+                    format!("`--set {}={text}`: expected `{want}`", param.name.name),
+                )
+                .at(param.name.span, format!("the parameter's type is `{want}`"))
+                .help(format!("give a value of type `{want}`")),
             );
             return Typed::unknown(param.span);
         }
@@ -675,12 +900,33 @@ impl<'a> Checker<'a> {
     /// signatures (their unknown names are standard-library bugs, reported against that file).
     pub fn ty_of(&mut self, t: &ast::TypeExpr, inst: &mut Inst, decl_file: Option<&str>) -> Ty {
         match t {
-            ast::TypeExpr::List { elem, .. } => Ty::List(Box::new(self.ty_of(elem, inst, decl_file))),
-            ast::TypeExpr::Record { fields, .. } => {
-                Ty::Record(fields.iter().map(|f| (f.name.name.clone(), self.ty_of(&f.ty, inst, decl_file))).collect())
+            ast::TypeExpr::List { elem, .. } => {
+                Ty::List(Box::new(self.ty_of(elem, inst, decl_file)))
             }
-            ast::TypeExpr::Named { name, dims, schema, span } => {
+            ast::TypeExpr::Record { fields, .. } => Ty::Record(
+                fields
+                    .iter()
+                    .map(|f| (f.name.name.clone(), self.ty_of(&f.ty, inst, decl_file)))
+                    .collect(),
+            ),
+            ast::TypeExpr::Named {
+                name,
+                dims,
+                schema,
+                span,
+            } => {
                 let n = name.name.as_str();
+                let takes_args = n == "Table" || domain_arity(n).is_some() || ARROW_TYPES.contains(&n);
+                let known = inst.generics.contains_key(n)
+                    || QKind::from_name(n).is_some()
+                    || PRIMITIVES.contains(&n)
+                    || CONFIG_TYPES.contains(&n)
+                    || RUNTIME_TYPES.contains(&n)
+                    || n == "Columns";
+                if known && !takes_args && (dims.is_some() || schema.is_some()) {
+                    self.report_ty(*span, decl_file, format!("`{n}` takes no type arguments"));
+                    return Ty::Unknown;
+                }
                 if let Some(v) = inst.generics.get(n) {
                     return v.clone();
                 }
@@ -702,9 +948,11 @@ impl<'a> Checker<'a> {
                 }
                 if n == "Table" {
                     return match schema {
-                        Some(fs) if !fs.is_empty() => {
-                            Ty::Table(Some(fs.iter().map(|f| (f.name.name.clone(), self.ty_of(&f.ty, inst, decl_file))).collect()))
-                        }
+                        Some(fs) if !fs.is_empty() => Ty::Table(Some(
+                            fs.iter()
+                                .map(|f| (f.name.name.clone(), self.ty_of(&f.ty, inst, decl_file)))
+                                .collect(),
+                        )),
                         _ => Ty::Table(None),
                     };
                 }
@@ -718,7 +966,11 @@ impl<'a> Checker<'a> {
                     };
                     if let (Some(k), Some(_)) = (arity, dims) {
                         if ds.len() != k {
-                            self.report_ty(*span, decl_file, format!("`{n}` takes {k} dimension(s), found {}", ds.len()));
+                            self.report_ty(
+                                *span,
+                                decl_file,
+                                format!("`{n}` takes {k} dimension(s), found {}", ds.len()),
+                            );
                             return Ty::Unknown;
                         }
                     }
@@ -731,9 +983,17 @@ impl<'a> Checker<'a> {
                             let b = self.arg_ty(b, inst, decl_file);
                             Ty::Arrow(n.to_string(), Box::new(a), Box::new(b))
                         }
-                        None => Ty::Arrow(n.to_string(), Box::new(self.sub.fresh_ty("A")), Box::new(self.sub.fresh_ty("B"))),
+                        None => Ty::Arrow(
+                            n.to_string(),
+                            Box::new(self.sub.fresh_ty("A")),
+                            Box::new(self.sub.fresh_ty("B")),
+                        ),
                         Some(_) => {
-                            self.report_ty(*span, decl_file, format!("`{n}` is written `{n}[Input -> Output]`"));
+                            self.report_ty(
+                                *span,
+                                decl_file,
+                                format!("`{n}` is written `{n}[Input -> Output]`"),
+                            );
                             Ty::Unknown
                         }
                     };
@@ -750,7 +1010,22 @@ impl<'a> Checker<'a> {
                     .chain(RUNTIME_TYPES)
                     .chain(ARROW_TYPES)
                     .copied()
-                    .chain(["Volume", "Traces", "Tensor", "Embeddings", "Index", "Embedder", "Table", "Duration", "Bytes", "TextSize", "Rate", "Percent", "Frequency", "Length"])
+                    .chain([
+                        "Volume",
+                        "Traces",
+                        "Tensor",
+                        "Embeddings",
+                        "Index",
+                        "Embedder",
+                        "Table",
+                        "Duration",
+                        "Bytes",
+                        "TextSize",
+                        "Rate",
+                        "Percent",
+                        "Frequency",
+                        "Length",
+                    ])
                     .collect();
                 let mut d = Diagnostic::error("E0109", format!("unknown type `{n}`"));
                 d = match decl_file {
@@ -788,12 +1063,23 @@ impl<'a> Checker<'a> {
         match d {
             ast::DimArg::Int(v, _) => Dim::Const(*v),
             ast::DimArg::Hole(_) => Dim::Any,
-            ast::DimArg::Type(ast::TypeExpr::Named { name, dims: None, schema: None, .. }) => {
+            ast::DimArg::Type(ast::TypeExpr::Named {
+                name,
+                dims: None,
+                schema: None,
+                ..
+            }) => {
                 let n = &name.name;
                 if let Some(v) = inst.int_params.get(n) {
+                    if !inst.used_as_dim.contains(n) {
+                        inst.used_as_dim.push(n.clone());
+                    }
                     return match v {
                         Some(c) => Dim::Const(*c),
-                        None => *inst.dims.entry(n.clone()).or_insert_with(|| self.sub.fresh_dim(n)),
+                        None => *inst
+                            .dims
+                            .entry(n.clone())
+                            .or_insert_with(|| self.sub.fresh_dim(n)),
                     };
                 }
                 if let Some(d) = inst.dims.get(n) {
@@ -804,7 +1090,11 @@ impl<'a> Checker<'a> {
                 d
             }
             other => {
-                self.report_ty(other.span(), decl_file, "a dimension is a number, a name or `_`".into());
+                self.report_ty(
+                    other.span(),
+                    decl_file,
+                    "a dimension is a number, a name or `_`".into(),
+                );
                 Dim::Any
             }
         }
@@ -813,6 +1103,32 @@ impl<'a> Checker<'a> {
     // ------------------------------------------------------------------ expectations
 
     /// Checks that `v` fits `expected`; reports a precise diagnostic if not. Returns whether it fit.
+    /// Like `expect`, and also accepts an ISO-8601 date string (`"2024-01-31"`) where a
+    /// `Date` is expected, rejecting impossible dates.
+    pub fn expect_coerce(&mut self, expected: &Ty, v: &Typed, at: Span, what: &str) -> bool {
+        match self.date_literal(expected, v, at) {
+            Some(ok) => ok,
+            None => self.expect(expected, v, at, what),
+        }
+    }
+
+    /// `Some(fits)` when `v` is a string constant offered as a `Date`.
+    pub fn date_literal(&mut self, expected: &Ty, v: &Typed, at: Span) -> Option<bool> {
+        if !matches!(self.sub.shallow(expected), Ty::Date) || !matches!(self.sub.shallow(&v.ty), Ty::Str) {
+            return None;
+        }
+        let s = v.val.as_str()?;
+        if valid_date(s) {
+            return Some(true);
+        }
+        self.diags.push(
+            Diagnostic::error("E0210", format!("`{s}` is not a date"))
+                .at(at, "expected an ISO-8601 date")
+                .help("write dates as \"YYYY-MM-DD\", e.g. \"2024-01-31\""),
+        );
+        Some(false)
+    }
+
     pub fn expect(&mut self, expected: &Ty, v: &Typed, at: Span, what: &str) -> bool {
         match self.sub.unify(expected, &v.ty, at) {
             Ok(()) => true,
@@ -824,14 +1140,21 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub fn mismatch(&self, expected: &Ty, found: &Ty, m: Mismatch, at: Span, what: &str) -> Diagnostic {
+    pub fn mismatch(
+        &self,
+        expected: &Ty,
+        found: &Ty,
+        m: Mismatch,
+        at: Span,
+        what: &str,
+    ) -> Diagnostic {
         let e = self.sub.show(expected);
         let f = self.sub.show(found);
         match m {
             Mismatch::Secret => Diagnostic::error("E0206", format!("a secret cannot be used as `{e}`"))
                 .at(at, format!("found `{f}`"))
                 .help(format!(
-                    "{what} expects a `{e}`; secrets only go to parameters declared `Secret`, so they are never turned into text, logged or hashed"
+                    "{what} expects `{e}`; secrets only go to parameters declared `Secret`, so they are never turned into text, logged or hashed"
                 )),
             Mismatch::Quantity => {
                 let fe = self.sub.resolve(expected);
@@ -845,7 +1168,7 @@ impl<'a> Checker<'a> {
                         format!("{what} is a `{}`: give the unit, e.g. {}", q.name(), q.example())
                     }
                     (Ty::Quantity(a), Ty::Quantity(_)) => format!("{what} is a `{}`, e.g. {}", a.name(), a.example()),
-                    _ => format!("{what} expects a `{e}`"),
+                    _ => format!("{what} expects `{e}`"),
                 };
                 Diagnostic::error("E0202", format!("expected `{e}`, found `{f}`")).at(at, format!("found `{f}`")).help(help)
             }
@@ -878,7 +1201,7 @@ impl<'a> Checker<'a> {
                 .help(format!("{what} needs a table with a `{c}` column")),
             Mismatch::General => Diagnostic::error("E0201", format!("type mismatch: expected `{e}`, found `{f}`"))
                 .at(at, format!("found `{f}`"))
-                .help(format!("{what} expects a `{e}`")),
+                .help(format!("{what} expects `{e}`")),
         }
     }
 }
@@ -890,6 +1213,8 @@ pub struct Inst {
     pub generics: HashMap<String, Ty>,
     pub dims: HashMap<String, Dim>,
     pub int_params: HashMap<String, Option<i64>>,
+    /// `Int` parameters whose values size a dimension (they must be positive).
+    pub used_as_dim: Vec<String>,
 }
 
 /// Names an expression refers to, outside column blocks (whose names are columns).
@@ -995,6 +1320,8 @@ pub fn prelude_problems() -> Vec<(String, Diagnostic)> {
             model_of_node: HashMap::new(),
             pending_columns: None,
             output_paths: HashMap::new(),
+            default_stack: Vec::new(),
+            id_suffix: HashMap::new(),
         };
         for d in m.items.values() {
             let mut inst = Inst::default();
@@ -1035,4 +1362,23 @@ fn output_formats(t: &Ty) -> Option<&'static [&'static str]> {
         Ty::Record(_) | Ty::List(_) => &["json"],
         _ => return None,
     })
+}
+
+/// Whether `s` is a real calendar date written `YYYY-MM-DD`.
+pub(crate) fn valid_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r).filter(|t| t.bytes().all(|c| c.is_ascii_digit())).and_then(|t| t.parse::<u32>().ok());
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else { return false };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
 }

@@ -21,24 +21,38 @@ pub(crate) struct Bound {
 impl<'a> Checker<'a> {
     pub(crate) fn expr(&mut self, e: &Expr, scope: &mut Scope) -> Typed {
         let span = e.span;
-        let c = |ty: Ty, v: Value| Typed { ty, val: Val::Const(v), origin: span };
+        let c = |ty: Ty, v: Value| Typed {
+            ty,
+            val: Val::Const(v),
+            origin: span,
+        };
         match &e.kind {
             ExprKind::Int { value, .. } => c(Ty::Int, json!(value)),
             ExprKind::Float { value, .. } => {
                 if value.is_finite() {
                     c(Ty::Float, json!(value))
                 } else {
-                    self.diags.push(Diagnostic::error("E0006", "number out of range").at(span, "not a finite number"));
+                    self.diags.push(
+                        Diagnostic::error("E0006", "number out of range")
+                            .at(span, "not a finite number"),
+                    );
                     Typed::unknown(span)
                 }
             }
-            ExprKind::Quantity { value, number, unit } => match unit_info(unit) {
+            ExprKind::Quantity {
+                value,
+                number,
+                unit,
+            } => match unit_info(unit) {
                 Some((kind, factor, base)) => c(
                     Ty::Quantity(kind),
                     json!({"quantity": kind.plan_name(), "value": value * factor, "unit": base, "text": format!("{number}{}{unit}", if unit.starts_with('/') { "" } else { " " })}),
                 ),
                 None => {
-                    self.diags.push(Diagnostic::error("E0006", format!("unknown unit `{unit}`")).at(span, "unknown unit"));
+                    self.diags.push(
+                        Diagnostic::error("E0006", format!("unknown unit `{unit}`"))
+                            .at(span, "unknown unit"),
+                    );
                     Typed::unknown(span)
                 }
             },
@@ -61,7 +75,11 @@ impl<'a> Checker<'a> {
                     vals.push(t.val);
                 }
                 let elem = elem.unwrap_or_else(|| self.sub.fresh_ty("T"));
-                Typed { ty: Ty::List(Box::new(elem)), val: Val::list(vals), origin: span }
+                Typed {
+                    ty: Ty::List(Box::new(elem)),
+                    val: Val::list(vals),
+                    origin: span,
+                }
             }
             ExprKind::Record(fields) => {
                 let mut tys = Vec::new();
@@ -70,9 +88,12 @@ impl<'a> Checker<'a> {
                 for (name, fe) in fields {
                     if let Some(prev) = seen.insert(name.name.clone(), name.span) {
                         self.diags.push(
-                            Diagnostic::error("E0103", format!("field `{}` appears twice", name.name))
-                                .at(name.span, "again here")
-                                .also(prev, "first here"),
+                            Diagnostic::error(
+                                "E0103",
+                                format!("field `{}` appears twice", name.name),
+                            )
+                            .at(name.span, "again here")
+                            .also(prev, "first here"),
                         );
                         continue;
                     }
@@ -80,13 +101,20 @@ impl<'a> Checker<'a> {
                     tys.push((name.name.clone(), t.ty));
                     vals.push((name.name.clone(), t.val));
                 }
-                Typed { ty: Ty::Record(tys), val: Val::record(vals), origin: span }
+                Typed {
+                    ty: Ty::Record(tys),
+                    val: Val::record(vals),
+                    origin: span,
+                }
             }
             ExprKind::Columns(_) => {
                 self.diags.push(
-                    Diagnostic::error("E0201", "a column block is only valid as the argument of `derive`")
-                        .at(span, "column block here")
-                        .help("write `table.derive { name = expression }`"),
+                    Diagnostic::error(
+                        "E0201",
+                        "a column block is only valid as the argument of `derive`",
+                    )
+                    .at(span, "column block here")
+                    .help("write `table.derive { name = expression }`"),
                 );
                 Typed::unknown(span)
             }
@@ -105,8 +133,11 @@ impl<'a> Checker<'a> {
                 ExprKind::Ident(name) => {
                     if scope.vars.contains_key(name) {
                         self.diags.push(
-                            Diagnostic::error("E0209", format!("`{name}` is a value, not a function"))
-                                .at(callee.span, "cannot be called"),
+                            Diagnostic::error(
+                                "E0209",
+                                format!("`{name}` is a value, not a function"),
+                            )
+                            .at(callee.span, "cannot be called"),
                         );
                         return Typed::unknown(span);
                     }
@@ -131,12 +162,18 @@ impl<'a> Checker<'a> {
     }
 
     fn unknown_name(&mut self, name: &str, span: Span, scope: &Scope) {
+        if matches!(self.imports.get(name), Some(Imported::Poisoned)) {
+            return;
+        }
         let names = self.visible_names(scope);
-        let mut d = Diagnostic::error("E0105", format!("unknown name `{name}`")).at(span, "not found in this scope");
+        let mut d = Diagnostic::error("E0105", format!("unknown name `{name}`"))
+            .at(span, "not found in this scope");
         if let Some(s) = did_you_mean(name, names.iter().map(|s| s.as_str())) {
             d = d.help(format!("did you mean `{s}`?"));
         } else if let Some(m) = self.stdlib_home(name) {
-            d = d.help(format!("`{name}` is in the standard library: add `import {m}.{{{name}}}`"));
+            d = d.help(format!(
+                "`{name}` is in the standard library: add `import {m}.{{{name}}}`"
+            ));
         }
         self.diags.push(d);
     }
@@ -147,14 +184,18 @@ impl<'a> Checker<'a> {
         }
         if let Some(decl) = self.lookup_callable(name, scope) {
             // A constructor whose parameters all have defaults can be named without `()`.
-            let callable_bare = decl.kind == DeclKind::Builtin && decl.params.iter().all(|p| p.default.is_some());
+            let callable_bare =
+                decl.kind == DeclKind::Builtin && decl.params.iter().all(|p| p.default.is_some());
             if callable_bare {
                 return self.call(&decl, None, &[], span, span, scope);
             }
             self.diags.push(
-                Diagnostic::error("E0209", format!("`{name}` is a function; call it with arguments"))
-                    .at(span, "used as a value")
-                    .help(format!("write `{name}(..)`: {}", self.signature_of(&decl))),
+                Diagnostic::error(
+                    "E0209",
+                    format!("`{name}` is a function; call it with arguments"),
+                )
+                .at(span, "used as a value")
+                .help(format!("write `{name}(..)`: {}", self.signature_of(&decl))),
             );
             return Typed::unknown(span);
         }
@@ -171,19 +212,36 @@ impl<'a> Checker<'a> {
     }
 
     pub(crate) fn signature_of(&self, decl: &Decl) -> String {
-        let src = if decl.file == self.path { self.text } else { self.prelude.source_of(&decl.file).unwrap_or("") };
+        let src = if decl.file == self.path {
+            self.text
+        } else {
+            self.prelude.source_of(&decl.file).unwrap_or("")
+        };
         decl.signature(src)
     }
 
-    fn member(&mut self, base: &Expr, name: &ast::Ident, args: Option<&[ast::Arg]>, span: Span, scope: &mut Scope) -> Typed {
+    fn member(
+        &mut self,
+        base: &Expr,
+        name: &ast::Ident,
+        args: Option<&[ast::Arg]>,
+        span: Span,
+        scope: &mut Scope,
+    ) -> Typed {
         // `table.csv(..)` where `table` is an imported module.
         if let ExprKind::Ident(m) = &base.kind {
             if !scope.vars.contains_key(m) {
                 if let Some(Imported::Module(module)) = self.imports.get(m).cloned() {
                     let Some(decl) = self.prelude.decl(&module, &name.name).cloned() else {
-                        let items = self.prelude.modules[&module].items.keys().map(|s| s.as_str());
-                        let mut d = Diagnostic::error("E0208", format!("module `{module}` has no `{}`", name.name))
-                            .at(name.span, "not in this module");
+                        let items = self.prelude.modules[&module]
+                            .items
+                            .keys()
+                            .map(|s| s.as_str());
+                        let mut d = Diagnostic::error(
+                            "E0208",
+                            format!("module `{module}` has no `{}`", name.name),
+                        )
+                        .at(name.span, "not in this module");
                         if let Some(s) = did_you_mean(&name.name, items) {
                             d = d.help(format!("did you mean `{s}`?"));
                         }
@@ -192,13 +250,18 @@ impl<'a> Checker<'a> {
                     };
                     return match args {
                         Some(args) => self.call(&decl, None, args, span, name.span, scope),
-                        None if decl.kind == DeclKind::Builtin && decl.params.iter().all(|p| p.default.is_some()) => {
+                        None if decl.kind == DeclKind::Builtin
+                            && decl.params.iter().all(|p| p.default.is_some()) =>
+                        {
                             self.call(&decl, None, &[], span, name.span, scope)
                         }
                         None => {
                             self.diags.push(
-                                Diagnostic::error("E0209", format!("`{m}.{}` is a function; call it", name.name))
-                                    .at(span, "used as a value"),
+                                Diagnostic::error(
+                                    "E0209",
+                                    format!("`{m}.{}` is a function; call it", name.name),
+                                )
+                                .at(span, "used as a value"),
                             );
                             Typed::unknown(span)
                         }
@@ -223,7 +286,11 @@ impl<'a> Checker<'a> {
             if let Some((_, fty)) = fields.iter().find(|(n, _)| *n == name.name) {
                 if args.is_some() {
                     self.diags.push(
-                        Diagnostic::error("E0209", format!("field `{}` is not a function", name.name)).at(name.span, "a field"),
+                        Diagnostic::error(
+                            "E0209",
+                            format!("field `{}` is not a function", name.name),
+                        )
+                        .at(name.span, "a field"),
                     );
                     return Typed::unknown(span);
                 }
@@ -231,7 +298,12 @@ impl<'a> Checker<'a> {
             }
         }
         // Methods: declarations whose first parameter is `self` and accepts the receiver.
-        let candidates = self.prelude.methods.get(&name.name).cloned().unwrap_or_default();
+        let candidates = self
+            .prelude
+            .methods
+            .get(&name.name)
+            .cloned()
+            .unwrap_or_default();
         let head = head_of(&rty);
         let mut chosen = None;
         for (m, n) in &candidates {
@@ -254,8 +326,11 @@ impl<'a> Checker<'a> {
             if let Ty::Record(fs) = &rty {
                 options.extend(fs.iter().map(|(n, _)| n.clone()));
             }
-            let mut d = Diagnostic::error("E0208", format!("`{shown}` has no field or method `{}`", name.name))
-                .at(name.span, "unknown member");
+            let mut d = Diagnostic::error(
+                "E0208",
+                format!("`{shown}` has no field or method `{}`", name.name),
+            )
+            .at(name.span, "unknown member");
             if let Some(s) = did_you_mean(&name.name, options.iter().map(|s| s.as_str())) {
                 d = d.help(format!("did you mean `{s}`?"));
             } else if !options.is_empty() {
@@ -267,16 +342,23 @@ impl<'a> Checker<'a> {
             return Typed::unknown(span);
         };
         let recv_span = base.span;
-        let bound = Bound { t: recv, span: recv_span, default: false };
+        let bound = Bound {
+            t: recv,
+            span: recv_span,
+            default: false,
+        };
         match args {
             Some(args) => self.call(&decl, Some(bound), args, span, name.span, scope),
             None => {
                 let rest_defaulted = decl.params.iter().skip(1).all(|p| p.default.is_some());
                 if !rest_defaulted {
                     self.diags.push(
-                        Diagnostic::error("E0207", format!("method `{}` needs arguments", name.name))
-                            .at(name.span, "called without arguments")
-                            .help(self.signature_of(&decl)),
+                        Diagnostic::error(
+                            "E0207",
+                            format!("method `{}` needs arguments", name.name),
+                        )
+                        .at(name.span, "called without arguments")
+                        .help(self.signature_of(&decl)),
                     );
                     return Typed::unknown(span);
                 }
@@ -288,12 +370,22 @@ impl<'a> Checker<'a> {
     /// `record.field`: a constant projection, or a `core.get` node for a runtime record.
     fn project(&mut self, recv: Typed, field: &str, fty: Ty, span: Span) -> Typed {
         match &recv.val {
-            Val::Const(Value::Object(m)) => {
-                Typed { ty: fty, val: Val::Const(m.get(field).cloned().unwrap_or(Value::Null)), origin: span }
-            }
+            Val::Const(Value::Object(m)) => Typed {
+                ty: fty,
+                val: Val::Const(m.get(field).cloned().unwrap_or(Value::Null)),
+                origin: span,
+            },
             Val::Record(fs) => {
-                let v = fs.iter().find(|(n, _)| n == field).map(|(_, v)| v.clone()).unwrap_or(Val::Unknown);
-                Typed { ty: fty, val: v, origin: span }
+                let v = fs
+                    .iter()
+                    .find(|(n, _)| n == field)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or(Val::Unknown);
+                Typed {
+                    ty: fty,
+                    val: v,
+                    origin: span,
+                }
             }
             Val::Node(id) => {
                 let base = match &self.cur_binding {
@@ -308,7 +400,10 @@ impl<'a> Checker<'a> {
                     kind: NodeKind::Op,
                     op: "core.get".into(),
                     op_version: 1,
-                    args: vec![("value".into(), Val::Node(id.clone())), ("field".into(), Val::Const(json!(field)))],
+                    args: vec![
+                        ("value".into(), Val::Node(id.clone())),
+                        ("field".into(), Val::Const(json!(field))),
+                    ],
                     ty: String::new(),
                     device: crate::prelude::Device::Any,
                     memory: None,
@@ -317,9 +412,17 @@ impl<'a> Checker<'a> {
                     span,
                 };
                 self.push_node(node, fty.clone());
-                Typed { ty: fty, val: Val::Node(nid), origin: span }
+                Typed {
+                    ty: fty,
+                    val: Val::Node(nid),
+                    origin: span,
+                }
             }
-            _ => Typed { ty: fty, val: Val::Unknown, origin: span },
+            _ => Typed {
+                ty: fty,
+                val: Val::Unknown,
+                origin: span,
+            },
         }
     }
 
@@ -332,11 +435,24 @@ impl<'a> Checker<'a> {
                     Some(b) => Val::Const(json!(!b)),
                     None => t.val,
                 };
-                Typed { ty, val, origin: span }
+                Typed {
+                    ty,
+                    val,
+                    origin: span,
+                }
             }
             (UnOp::Neg, Ty::Int | Ty::Float | Ty::Quantity(_)) => {
                 let val = match t.val.as_const() {
-                    Some(Value::Number(n)) if n.is_i64() => Val::Const(json!(-n.as_i64().unwrap())),
+                    Some(Value::Number(n)) if n.is_i64() => match n.as_i64().unwrap().checked_neg() {
+                        Some(v) => Val::Const(json!(v)),
+                        None => {
+                            self.diags.push(
+                                Diagnostic::error("E0210", "integer overflow")
+                                    .at(span, "the negation does not fit in 64 bits"),
+                            );
+                            return Typed::unknown(span);
+                        }
+                    },
                     Some(Value::Number(n)) => Val::Const(json!(-n.as_f64().unwrap_or(0.0))),
                     Some(Value::Object(m)) if m.contains_key("quantity") => {
                         let mut m = m.clone();
@@ -349,14 +465,23 @@ impl<'a> Checker<'a> {
                     }
                     _ => t.val,
                 };
-                Typed { ty, val, origin: span }
+                Typed {
+                    ty,
+                    val,
+                    origin: span,
+                }
             }
             _ => {
                 let shown = self.sub.show(&ty);
                 let sym = if op == UnOp::Neg { "-" } else { "!" };
-                let code = if matches!(ty, Ty::Secret) { "E0206" } else { "E0201" };
+                let code = if matches!(ty, Ty::Secret) {
+                    "E0206"
+                } else {
+                    "E0201"
+                };
                 self.diags.push(
-                    Diagnostic::error(code, format!("`{sym}` cannot be applied to `{shown}`")).at(span, format!("found `{shown}`")),
+                    Diagnostic::error(code, format!("`{sym}` cannot be applied to `{shown}`"))
+                        .at(span, format!("found `{shown}`")),
                 );
                 Typed::unknown(span)
             }
@@ -402,30 +527,60 @@ impl<'a> Checker<'a> {
             BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                 let ok = (num(&lt) && num(&rt)) || lt == rt;
                 if !ok {
-                    let code = if matches!(lt, Ty::Quantity(_)) || matches!(rt, Ty::Quantity(_)) { "E0202" } else { "E0201" };
-                    return bad(self, code, "both sides of a comparison must have the same type".into());
+                    let code = if matches!(lt, Ty::Quantity(_)) || matches!(rt, Ty::Quantity(_)) {
+                        "E0202"
+                    } else {
+                        "E0201"
+                    };
+                    return bad(
+                        self,
+                        code,
+                        "both sides of a comparison must have the same type".into(),
+                    );
                 }
                 Ty::Bool
             }
-            BinOp::Add | BinOp::Sub => match (&lt, &rt) {
-                (Ty::Int, Ty::Int) => Ty::Int,
-                (a, b) if num(a) && num(b) => Ty::Float,
-                (Ty::Quantity(a), Ty::Quantity(b)) if a == b => lt.clone(),
-                (Ty::Str, Ty::Str) if op == BinOp::Add => Ty::Str,
-                (Ty::Quantity(_), _) | (_, Ty::Quantity(_)) => {
-                    return bad(self, "E0202", "only quantities of the same kind add up; a plain number has no unit".into())
+            BinOp::Add | BinOp::Sub => {
+                match (&lt, &rt) {
+                    (Ty::Int, Ty::Int) => Ty::Int,
+                    (a, b) if num(a) && num(b) => Ty::Float,
+                    (Ty::Quantity(a), Ty::Quantity(b)) if a == b => lt.clone(),
+                    (Ty::Str, Ty::Str) if op == BinOp::Add => Ty::Str,
+                    (Ty::Quantity(_), _) | (_, Ty::Quantity(_)) => {
+                        return bad(
+                            self,
+                            "E0202",
+                            "only quantities of the same kind add up; a plain number has no unit"
+                                .into(),
+                        )
+                    }
+                    _ => return bad(
+                        self,
+                        "E0201",
+                        "`+` and `-` work on numbers, quantities of one kind, and `+` on strings"
+                            .into(),
+                    ),
                 }
-                _ => return bad(self, "E0201", "`+` and `-` work on numbers, quantities of one kind, and `+` on strings".into()),
-            },
+            }
             BinOp::Mul => match (&lt, &rt) {
                 (Ty::Int, Ty::Int) => Ty::Int,
                 (a, b) if num(a) && num(b) => Ty::Float,
                 (Ty::Quantity(_), b) if num(b) => lt.clone(),
                 (a, Ty::Quantity(_)) if num(a) => rt.clone(),
                 (Ty::Quantity(_), Ty::Quantity(_)) => {
-                    return bad(self, "E0202", "two quantities cannot be multiplied; scale one by a plain number".into())
+                    return bad(
+                        self,
+                        "E0202",
+                        "two quantities cannot be multiplied; scale one by a plain number".into(),
+                    )
                 }
-                _ => return bad(self, "E0201", "`*` works on numbers and scales quantities".into()),
+                _ => {
+                    return bad(
+                        self,
+                        "E0201",
+                        "`*` works on numbers and scales quantities".into(),
+                    )
+                }
             },
             BinOp::Div => match (&lt, &rt) {
                 (a, b) if num(a) && num(b) => {
@@ -438,14 +593,20 @@ impl<'a> Checker<'a> {
                 (Ty::Quantity(_), b) if num(b) => lt.clone(),
                 (Ty::Quantity(a), Ty::Quantity(b)) if a == b => Ty::Float,
                 (Ty::Quantity(_), _) | (_, Ty::Quantity(_)) => {
-                    return bad(self, "E0202", "a quantity divides by a number or by a quantity of the same kind".into())
+                    return bad(
+                        self,
+                        "E0202",
+                        "a quantity divides by a number or by a quantity of the same kind".into(),
+                    )
                 }
                 _ => return bad(self, "E0201", "`/` works on numbers and quantities".into()),
             },
         };
         // Constant folding, so parameters and arithmetic can size dimensions.
         let (Some(a), Some(b)) = (l.val.as_const(), r.val.as_const()) else {
-            if !l.val.is_const() && !matches!(l.val, Val::Unknown) || !r.val.is_const() && !matches!(r.val, Val::Unknown) {
+            if !l.val.is_const() && !matches!(l.val, Val::Unknown)
+                || !r.val.is_const() && !matches!(r.val, Val::Unknown)
+            {
                 self.diags.push(
                     Diagnostic::error("E0212", format!("`{sym}` needs values known before the pipeline runs"))
                         .at(span, "one side is computed at run time")
@@ -453,12 +614,21 @@ impl<'a> Checker<'a> {
                 );
                 return Typed::unknown(span);
             }
-            return Typed { ty: result_ty, val: Val::Unknown, origin: span };
+            return Typed {
+                ty: result_ty,
+                val: Val::Unknown,
+                origin: span,
+            };
         };
         match fold(op, a, b, &result_ty) {
-            Ok(v) => Typed { ty: result_ty, val: Val::Const(v), origin: span },
+            Ok(v) => Typed {
+                ty: result_ty,
+                val: Val::Const(v),
+                origin: span,
+            },
             Err(msg) => {
-                self.diags.push(Diagnostic::error("E0210", msg).at(span, "here"));
+                self.diags
+                    .push(Diagnostic::error("E0210", msg).at(span, "here"));
                 Typed::unknown(span)
             }
         }
@@ -491,12 +661,23 @@ impl<'a> Checker<'a> {
         for a in args {
             let idx = if let Some(an) = &a.name {
                 seen_named = true;
-                match decl.params.iter().position(|p| p.name.name == an.name && p.name.name != "self") {
+                match decl
+                    .params
+                    .iter()
+                    .position(|p| p.name.name == an.name && p.name.name != "self")
+                {
                     Some(i) => i,
                     None => {
-                        let names = decl.params.iter().map(|p| p.name.name.as_str()).filter(|n| *n != "self");
-                        let mut d = Diagnostic::error("E0207", format!("`{}` has no parameter `{}`", decl.name, an.name))
-                            .at(an.span, "unknown argument");
+                        let names = decl
+                            .params
+                            .iter()
+                            .map(|p| p.name.name.as_str())
+                            .filter(|n| *n != "self");
+                        let mut d = Diagnostic::error(
+                            "E0207",
+                            format!("`{}` has no parameter `{}`", decl.name, an.name),
+                        )
+                        .at(an.span, "unknown argument");
                         d = match did_you_mean(&an.name, names) {
                             Some(s) => d.help(format!("did you mean `{s}`?")),
                             None => d.help(self.signature_of(decl)),
@@ -509,9 +690,12 @@ impl<'a> Checker<'a> {
             } else {
                 if seen_named && !matches!(a.value.kind, ExprKind::Columns(_)) {
                     self.diags.push(
-                        Diagnostic::error("E0207", "a positional argument cannot follow named ones")
-                            .at(a.span, "positional argument")
-                            .help("name this argument too, or move it before the named ones"),
+                        Diagnostic::error(
+                            "E0207",
+                            "a positional argument cannot follow named ones",
+                        )
+                        .at(a.span, "positional argument")
+                        .help("name this argument too, or move it before the named ones"),
                     );
                     self.eval_discard(&a.value, scope);
                     continue;
@@ -521,9 +705,15 @@ impl<'a> Checker<'a> {
                 }
                 if next >= n {
                     self.diags.push(
-                        Diagnostic::error("E0207", format!("`{}` takes {} argument(s), this is one too many", decl.name, n))
-                            .at(a.span, "extra argument")
-                            .help(self.signature_of(decl)),
+                        Diagnostic::error(
+                            "E0207",
+                            format!(
+                                "`{}` takes {} argument(s), this is one too many",
+                                decl.name, n
+                            ),
+                        )
+                        .at(a.span, "extra argument")
+                        .help(self.signature_of(decl)),
                     );
                     self.eval_discard(&a.value, scope);
                     continue;
@@ -532,19 +722,30 @@ impl<'a> Checker<'a> {
             };
             if bound[idx].is_some() {
                 self.diags.push(
-                    Diagnostic::error("E0207", format!("argument `{}` is given twice", decl.params[idx].name.name))
-                        .at(a.span, "given again here"),
+                    Diagnostic::error(
+                        "E0207",
+                        format!("argument `{}` is given twice", decl.params[idx].name.name),
+                    )
+                    .at(a.span, "given again here"),
                 );
                 self.eval_discard(&a.value, scope);
                 continue;
             }
             let t = if let ExprKind::Columns(_) = &a.value.kind {
                 columns = Some(&a.value);
-                Typed { ty: Ty::Columns, val: Val::Unknown, origin: a.value.span }
+                Typed {
+                    ty: Ty::Columns,
+                    val: Val::Unknown,
+                    origin: a.value.span,
+                }
             } else {
                 self.expr(&a.value, scope)
             };
-            bound[idx] = Some(Bound { t, span: a.value.span, default: false });
+            bound[idx] = Some(Bound {
+                t,
+                span: a.value.span,
+                default: false,
+            });
         }
         let mut missing = false;
         for (i, p) in decl.params.iter().enumerate() {
@@ -554,19 +755,46 @@ impl<'a> Checker<'a> {
             match &p.default {
                 Some(d) => {
                     let mut dscope = Scope {
-                        module: if decl.module.is_empty() { None } else { Some(decl.module.clone()) },
+                        module: if decl.module.is_empty() {
+                            None
+                        } else {
+                            Some(decl.module.clone())
+                        },
                         ..Scope::default()
                     };
-                    let t = self.expr(d, &mut dscope);
-                    bound[i] = Some(Bound { t, span, default: true });
+                    let key = format!("{}({})", decl.qualified(), p.name.name);
+                    let t = if self.default_stack.contains(&key) {
+                        self.diags.push(
+                            Diagnostic::error("E0108", format!("the default of `{}` in `{}` depends on itself", p.name.name, decl.name))
+                                .at(d.span, "this default calls back into the same function")
+                                .help("defaults are evaluated at each call; give the parameter a constant default"),
+                        );
+                        Typed::unknown(span)
+                    } else {
+                        self.default_stack.push(key);
+                        let t = self.expr(d, &mut dscope);
+                        self.default_stack.pop();
+                        t
+                    };
+                    bound[i] = Some(Bound {
+                        t,
+                        span,
+                        default: true,
+                    });
                 }
                 None => {
                     missing = true;
                     let ty_text = self.slice_of(decl, p.ty.span());
                     self.diags.push(
-                        Diagnostic::error("E0207", format!("`{}` needs the argument `{}: {ty_text}`", decl.name, p.name.name))
-                            .at(name_span, format!("missing `{}`", p.name.name))
-                            .help(self.signature_of(decl)),
+                        Diagnostic::error(
+                            "E0207",
+                            format!(
+                                "`{}` needs the argument `{}: {ty_text}`",
+                                decl.name, p.name.name
+                            ),
+                        )
+                        .at(name_span, format!("missing `{}`", p.name.name))
+                        .help(self.signature_of(decl)),
                     );
                 }
             }
@@ -579,11 +807,18 @@ impl<'a> Checker<'a> {
         }
         for (i, p) in decl.params.iter().enumerate() {
             if is_int_type(&p.ty) {
-                inst.int_params.insert(p.name.name.clone(), bound[i].as_ref().and_then(|b| b.t.val.as_i64()));
+                inst.int_params.insert(
+                    p.name.name.clone(),
+                    bound[i].as_ref().and_then(|b| b.t.val.as_i64()),
+                );
             }
         }
         let decl_file = decl.file.clone();
-        let decl_file_opt = if decl.file == self.path { None } else { Some(decl_file.as_str()) };
+        let decl_file_opt = if decl.file == self.path {
+            None
+        } else {
+            Some(decl_file.as_str())
+        };
         let mut param_tys = Vec::with_capacity(n);
         for (i, p) in decl.params.iter().enumerate() {
             let pt = self.ty_of(&p.ty, &mut inst, decl_file_opt);
@@ -599,17 +834,37 @@ impl<'a> Checker<'a> {
                                 p.name.name, decl.name
                             )),
                     );
+                } else if let Some(fits) = self.date_literal(&pt, &b.t.clone(), b.span) {
+                    if !fits {
+                        let b = bound[i].as_mut().unwrap();
+                        b.t.ty = Ty::Unknown;
+                        b.t.val = Val::Unknown;
+                    }
+                } else if matches!(b.t.ty, Ty::Columns) && !matches!(self.sub.shallow(&pt), Ty::Columns) {
+                    self.diags.push(
+                        Diagnostic::error("E0201", "a column block is only valid as the argument of `derive`")
+                            .at(b.span, "column block here")
+                            .help("write `table.derive { name = expression }`"),
+                    );
+                    let b = bound[i].as_mut().unwrap();
+                    b.t.ty = Ty::Unknown;
                 } else if let Err(m) = self.sub.unify(&pt, &b.t.ty, b.span) {
                     let what = format!("argument `{}` of `{}`", p.name.name, decl.name);
                     let mut d = self.mismatch(&pt, &b.t.ty, m, b.span, &what);
-                    if !b.default && b.t.origin != b.span && !b.span.to(b.t.origin).is_empty() && !contains(b.span, b.t.origin) {
+                    if !b.default
+                        && b.t.origin != b.span
+                        && !b.span.to(b.t.origin).is_empty()
+                        && !contains(b.span, b.t.origin)
+                    {
                         d = d.also(b.t.origin, "defined here");
                     }
                     if b.default {
                         d = d.note("the value is the parameter's default");
                     }
                     self.diags.push(d);
-                    bound[i].as_mut().unwrap().t.ty = Ty::Unknown;
+                    let b = bound[i].as_mut().unwrap();
+                    b.t.ty = Ty::Unknown;
+                    b.t.val = Val::Unknown;
                 }
             }
             param_tys.push(pt);
@@ -618,8 +873,28 @@ impl<'a> Checker<'a> {
             Some(r) => self.ty_of(r, &mut inst, decl_file_opt),
             None => Ty::Unknown,
         };
+        // A parameter that sizes a dimension must be positive.
+        for name in &inst.used_as_dim {
+            let Some(i) = decl.params.iter().position(|p| &p.name.name == name) else { continue };
+            if let Some(b) = &bound[i] {
+                if let Some(v) = b.t.val.as_i64() {
+                    if v <= 0 {
+                        self.diags.push(
+                            Diagnostic::error("E0210", format!("`{name}` sizes a dimension and must be positive, found {v}"))
+                                .at(b.span, "not a valid size")
+                                .help(format!("give `{name}` a value of at least 1")),
+                        );
+                        return Typed::unknown(span);
+                    }
+                }
+            }
+        }
         if missing {
-            return Typed { ty: ret, val: Val::Unknown, origin: span };
+            return Typed {
+                ty: ret,
+                val: Val::Unknown,
+                origin: span,
+            };
         }
         let mut bound: Vec<Bound> = bound.into_iter().map(|b| b.unwrap()).collect();
         match self.intrinsic(decl, &bound, &param_tys, ret.clone(), columns, span) {
@@ -640,7 +915,11 @@ impl<'a> Checker<'a> {
     }
 
     fn slice_of(&self, decl: &Decl, s: Span) -> String {
-        let src = if decl.file == self.path { self.text } else { self.prelude.source_of(&decl.file).unwrap_or("") };
+        let src = if decl.file == self.path {
+            self.text
+        } else {
+            self.prelude.source_of(&decl.file).unwrap_or("")
+        };
         src.get(s.range()).unwrap_or("?").to_string()
     }
 
@@ -659,7 +938,13 @@ impl<'a> Checker<'a> {
                 Val::Const(v) => {
                     args.insert(p.name.name.clone(), v.clone());
                 }
-                Val::Unknown => return Typed { ty: ret, val: Val::Unknown, origin: span },
+                Val::Unknown => {
+                    return Typed {
+                        ty: ret,
+                        val: Val::Unknown,
+                        origin: span,
+                    }
+                }
                 _ => {
                     self.diags.push(
                         Diagnostic::error("E0212", format!("`{}` is configuration: its arguments must be known before the pipeline runs", decl.name))
@@ -675,18 +960,29 @@ impl<'a> Checker<'a> {
         } else {
             json!({"fn": q, "args": Value::Object(args)})
         };
-        Typed { ty: ret, val: Val::Const(val), origin: span }
+        Typed {
+            ty: ret,
+            val: Val::Const(val),
+            origin: span,
+        }
     }
 
     /// An op call: a node of the plan.
     fn op_node(&mut self, decl: &Decl, bound: Vec<Bound>, ret: Ty, span: Span) -> Typed {
         let base = match &self.cur_binding {
-            Some(b) if self.top_span == Some(span) && self.comp_stack.is_empty() => format!("{}.{b}", self.pipeline),
+            Some(b) if self.top_span == Some(span) && self.comp_stack.is_empty() => {
+                format!("{}.{b}", self.pipeline)
+            }
             Some(b) => format!("{}.{b}/{}", self.pipeline, decl.name),
             None => format!("{}.{}", self.pipeline, decl.name),
         };
         let id = self.unique_id(base);
-        let args: Vec<(String, Val)> = decl.params.iter().zip(bound).map(|(p, b)| (p.name.name.clone(), b.t.val)).collect();
+        let args: Vec<(String, Val)> = decl
+            .params
+            .iter()
+            .zip(bound)
+            .map(|(p, b)| (p.name.name.clone(), b.t.val))
+            .collect();
         if matches!(decl.name.as_str(), "train" | "train_supervised") {
             if let Some((_, Val::Const(m))) = args.iter().find(|(n, _)| n == "model") {
                 self.model_of_node.insert(id.clone(), m.clone());
@@ -707,7 +1003,11 @@ impl<'a> Checker<'a> {
             span,
         };
         self.push_node(node, ret.clone());
-        Typed { ty: ret, val: Val::Node(id), origin: span }
+        Typed {
+            ty: ret,
+            val: Val::Node(id),
+            origin: span,
+        }
     }
 
     /// A user composition: its body evaluated with the arguments bound to its parameters.
@@ -721,7 +1021,9 @@ impl<'a> Checker<'a> {
             );
             return Typed::unknown(span);
         }
-        let Some(body) = decl.body.clone() else { return Typed::unknown(span) };
+        let Some(body) = decl.body.clone() else {
+            return Typed::unknown(span);
+        };
         let mut scope = Scope::default();
         for (p, b) in decl.params.iter().zip(bound) {
             scope.vars.insert(p.name.name.clone(), b.t);
@@ -736,9 +1038,18 @@ impl<'a> Checker<'a> {
         self.top_span = saved_top;
         self.comp_stack.pop();
         if decl.ret.is_some() {
-            self.expect(&ret, &r, body.result.span, &format!("the result of `{}`", decl.name));
+            self.expect(
+                &ret,
+                &r,
+                body.result.span,
+                &format!("the result of `{}`", decl.name),
+            );
         }
-        Typed { ty: if decl.ret.is_some() { ret } else { r.ty }, val: r.val, origin: span }
+        Typed {
+            ty: if decl.ret.is_some() { ret } else { r.ty },
+            val: r.val,
+            origin: span,
+        }
     }
 }
 
@@ -765,7 +1076,9 @@ pub(crate) fn head_of(t: &Ty) -> Head {
 }
 
 fn self_head_matches(decl: &Decl, head: &Head) -> bool {
-    let Some(p) = decl.params.first() else { return false };
+    let Some(p) = decl.params.first() else {
+        return false;
+    };
     match &p.ty {
         ast::TypeExpr::Named { name, .. } => {
             if decl.generics.contains(&name.name) {
@@ -798,7 +1111,9 @@ fn fold(op: BinOp, a: &Value, b: &Value, ty: &Ty) -> Result<Value, String> {
             }
             _ => None,
         };
-        return r.map(|v| json!(v)).ok_or_else(|| "integer overflow".to_string());
+        return r
+            .map(|v| json!(v))
+            .ok_or_else(|| "integer overflow".to_string());
     }
     match ty {
         Ty::Bool => {
@@ -830,7 +1145,11 @@ fn fold(op: BinOp, a: &Value, b: &Value, ty: &Ty) -> Result<Value, String> {
             };
             Ok(json!(r))
         }
-        Ty::Str => Ok(json!(format!("{}{}", a.as_str().unwrap_or(""), b.as_str().unwrap_or("")))),
+        Ty::Str => Ok(json!(format!(
+            "{}{}",
+            a.as_str().unwrap_or(""),
+            b.as_str().unwrap_or("")
+        ))),
         Ty::Float => {
             let (x, y) = (num(a).unwrap_or(0.0), num(b).unwrap_or(0.0));
             let r = match op {
@@ -844,6 +1163,9 @@ fn fold(op: BinOp, a: &Value, b: &Value, ty: &Ty) -> Result<Value, String> {
                     x / y
                 }
             };
+            if !r.is_finite() {
+                return Err("the result is too large for a 64-bit float".into());
+            }
             Ok(json!(r))
         }
         Ty::Quantity(k) => {
@@ -860,6 +1182,9 @@ fn fold(op: BinOp, a: &Value, b: &Value, ty: &Ty) -> Result<Value, String> {
                     x / y
                 }
             };
+            if !r.is_finite() {
+                return Err("the result is too large for a 64-bit float".into());
+            }
             let unit = base.get("unit").cloned().unwrap_or(Value::Null);
             let text = format!("{r} {}", unit.as_str().unwrap_or(""));
             Ok(json!({"quantity": k.plan_name(), "value": r, "unit": unit, "text": text}))

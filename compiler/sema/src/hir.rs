@@ -36,13 +36,24 @@ impl Val {
     }
     /// Folds lists and records of constants into one constant.
     pub fn list(items: Vec<Val>) -> Val {
+        if items.iter().any(|v| matches!(v, Val::Unknown)) {
+            return Val::Unknown;
+        }
         if items.iter().all(Val::is_const) {
-            Val::Const(serde_json::Value::Array(items.into_iter().map(|v| v.as_const().cloned().unwrap()).collect()))
+            Val::Const(serde_json::Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| v.as_const().cloned().unwrap())
+                    .collect(),
+            ))
         } else {
             Val::List(items)
         }
     }
     pub fn record(fields: Vec<(String, Val)>) -> Val {
+        if fields.iter().any(|(_, v)| matches!(v, Val::Unknown)) {
+            return Val::Unknown;
+        }
         if fields.iter().all(|(_, v)| v.is_const()) {
             let mut m = serde_json::Map::new();
             for (k, v) in fields {

@@ -32,7 +32,12 @@ impl<'a> Checker<'a> {
         columns: Option<&Expr>,
         span: Span,
     ) -> Option<Result<Ty, ()>> {
-        let arg = |name: &str| decl.params.iter().position(|p| p.name.name == name).map(|i| &bound[i]);
+        let arg = |name: &str| {
+            decl.params
+                .iter()
+                .position(|p| p.name.name == name)
+                .map(|i| &bound[i])
+        };
         let int = |name: &str| arg(name).and_then(|b| b.t.val.as_i64());
         let q = decl.qualified();
         match q.as_str() {
@@ -44,7 +49,7 @@ impl<'a> Checker<'a> {
                         self.diags.push(
                             Diagnostic::error("E0210", format!("`{s}` is not a valid secret name"))
                                 .at(b.span, "invalid name")
-                                .help("secret names are environment-variable style: letters, digits and `_`, not starting with a digit (e.g. `API_TOKEN`)"),
+                                .help("secret names are letters, digits, `_`, `-`, `.` and `/`, not starting with a digit (e.g. `API_TOKEN`, `prod/db-password`)"),
                         );
                         Some(Err(()))
                     }
@@ -72,12 +77,78 @@ impl<'a> Checker<'a> {
                 }
                 None
             }
+            "core.every" => {
+                let b = arg("period")?;
+                let secs = b.t.val.as_const()?.get("value")?.as_f64()?;
+                if secs < 60.0 {
+                    self.diags.push(
+                        Diagnostic::error("E0210", "a schedule period must be at least 1 min")
+                            .at(b.span, "too short")
+                            .help("use `every(1 min)` or longer; for continuous work deploy an endpoint instead"),
+                    );
+                    return Some(Err(()));
+                }
+                None
+            }
+            "core.cron" => {
+                let b = arg("expr")?;
+                let e = b.t.val.as_str()?;
+                if let Err(msg) = check_cron(e) {
+                    self.diags.push(
+                        Diagnostic::error("E0210", format!("invalid cron expression `{e}`: {msg}"))
+                            .at(b.span, "not a five-field cron expression")
+                            .help("write minute hour day-of-month month day-of-week, e.g. \"0 6 1 * *\""),
+                    );
+                    return Some(Err(()));
+                }
+                let tz = arg("timezone")?;
+                if let Some(z) = tz.t.val.as_str() {
+                    let ok = z == "UTC" || (z.contains('/') && z.split('/').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))));
+                    if !ok {
+                        self.diags.push(
+                            Diagnostic::error("E0210", format!("`{z}` is not an IANA time zone name"))
+                                .at(tz.span, "expected Area/City")
+                                .help("write e.g. \"UTC\" or \"Europe/Berlin\""),
+                        );
+                        return Some(Err(()));
+                    }
+                }
+                None
+            }
+            "text.fixed" | "text.recursive" | "text.sentences" | "text.markdown_sections" | "text.tokens" => {
+                let size = arg("size")?;
+                let overlap = arg("overlap")?;
+                let (Some(s), Some(o)) = (size.t.val.as_const(), overlap.t.val.as_const()) else { return None };
+                let (su, ou) = (s.get("unit")?.as_str()?, o.get("unit")?.as_str()?);
+                let (sv, ov) = (s.get("value")?.as_f64()?, o.get("value")?.as_f64()?);
+                if su != ou {
+                    self.diags.push(
+                        Diagnostic::error("E0202", format!("size is in {su} but overlap is in {ou}"))
+                            .at(overlap.span, format!("in {ou}"))
+                            .also(size.span, format!("in {su}"))
+                            .help(format!("give both in {su}")),
+                    );
+                    return Some(Err(()));
+                }
+                if sv < 1.0 {
+                    return Some(self.positive("size", sv as i64, size.span));
+                }
+                if ov < 0.0 || ov >= sv {
+                    self.diags.push(
+                        Diagnostic::error("E0210", format!("overlap ({ov} {ou}) must be at least 0 and smaller than the size ({sv} {su})"))
+                            .at(overlap.span, "overlap out of range"),
+                    );
+                    return Some(Err(()));
+                }
+                None
+            }
             "nn.dropout" => {
                 let b = arg("rate")?;
                 let r = b.t.val.as_const().and_then(|v| v.as_f64())?;
                 if !(0.0..1.0).contains(&r) {
                     self.diags.push(
-                        Diagnostic::error("E0210", format!("dropout rate {r} is outside [0, 1)")).at(b.span, "out of range"),
+                        Diagnostic::error("E0210", format!("dropout rate {r} is outside [0, 1)"))
+                            .at(b.span, "out of range"),
                     );
                     return Some(Err(()));
                 }
@@ -94,8 +165,13 @@ impl<'a> Checker<'a> {
                 if let (Some(d), Some(b)) = (int("depth"), arg("depth")) {
                     if d > 8 {
                         self.diags.push(
-                            Diagnostic::error("E0210", format!("a U-Net of depth {d} is deeper than supported (at most 8)"))
-                                .at(b.span, "too deep"),
+                            Diagnostic::error(
+                                "E0210",
+                                format!(
+                                    "a U-Net of depth {d} is deeper than supported (at most 8)"
+                                ),
+                            )
+                            .at(b.span, "too deep"),
                         );
                         return Some(Err(()));
                     }
@@ -110,15 +186,33 @@ impl<'a> Checker<'a> {
             "nn.train" | "nn.train_supervised" => {
                 let model = arg("model")?;
                 let data = arg("on")?;
-                let Val::Const(cfg) = &model.t.val else { return None };
+                let Val::Const(cfg) = &model.t.val else {
+                    return None;
+                };
                 let cfg = cfg.clone();
-                let Some((a, b)) = self.apply_model(&cfg, &model.t, data, span) else { return Some(Err(())) };
+                let Some((a, b)) = self.apply_model(&cfg, &model.t, data, span) else {
+                    return Some(Err(()));
+                };
                 if let Some(labels) = arg("labels") {
                     if self.sub.unify(&b, &labels.t.ty, labels.span).is_err() {
                         let d = self
-                            .mismatch(&b, &labels.t.ty, crate::unify::Mismatch::General, labels.span, "the labels")
+                            .mismatch(
+                                &b,
+                                &labels.t.ty,
+                                crate::unify::Mismatch::General,
+                                labels.span,
+                                "the labels argument",
+                            )
                             .also(data.span, "the model's output for this input");
-                        let d = Diagnostic { code: "E0204".into(), message: format!("labels do not match the model's output: expected `{}`, found `{}`", self.sub.show(&b), self.sub.show(&labels.t.ty)), ..d };
+                        let d = Diagnostic {
+                            code: "E0204".into(),
+                            message: format!(
+                                "labels do not match the model's output: expected `{}`, found `{}`",
+                                self.sub.show(&b),
+                                self.sub.show(&labels.t.ty)
+                            ),
+                            ..d
+                        };
                         self.diags.push(d);
                         return Some(Err(()));
                     }
@@ -165,8 +259,14 @@ impl<'a> Checker<'a> {
                     );
                     return Some(Err(()));
                 }
-                let Some((a, b)) = self.apply_model(&cfg, &model.t, x, span) else { return Some(Err(())) };
-                Some(Ok(self.sub.resolve(if decl.name == "predict" && is_ae { &a } else { &b })))
+                let Some((a, b)) = self.apply_model(&cfg, &model.t, x, span) else {
+                    return Some(Err(()));
+                };
+                Some(Ok(self.sub.resolve(if decl.name == "predict" && is_ae {
+                    &a
+                } else {
+                    &b
+                })))
             }
             "table.derive" => Some(self.derive(decl, bound, columns, span)),
             "table.series" | "table.select" => Some(self.column_args(decl, bound, ret)),
@@ -197,8 +297,12 @@ impl<'a> Checker<'a> {
         let input = self.symbolic_input(cfg);
         match self.model_io(cfg, &input) {
             Ok(out) => Ok(Ty::Arrow("Model".into(), Box::new(input), Box::new(out))),
-            Err((msg, _)) => {
-                self.diags.push(Diagnostic::error("E0205", msg).at(span, "in this model"));
+            Err((msg, help)) => {
+                let mut d = Diagnostic::error("E0205", msg).at(span, "in this model");
+                if let Some(h) = help {
+                    d = d.help(h);
+                }
+                self.diags.push(d);
                 Err(())
             }
         }
@@ -210,14 +314,24 @@ impl<'a> Checker<'a> {
         let image = match f {
             "nn.unet" => true,
             _ => {
-                let layers = args.get("layers").or_else(|| args.get("encoder")).and_then(|l| l.as_array());
+                let layers = args
+                    .get("layers")
+                    .or_else(|| args.get("encoder"))
+                    .and_then(|l| l.as_array());
                 layers
                     .and_then(|ls| {
-                        ls.iter().find_map(|l| match l.get("fn").and_then(|v| v.as_str()) {
-                            Some("nn.dense") => Some(false),
-                            Some("nn.conv2d" | "nn.maxpool" | "nn.upsample" | "nn.conv_transpose2d" | "nn.flatten") => Some(true),
-                            _ => None,
-                        })
+                        ls.iter()
+                            .find_map(|l| match l.get("fn").and_then(|v| v.as_str()) {
+                                Some("nn.dense") => Some(false),
+                                Some(
+                                    "nn.conv2d"
+                                    | "nn.maxpool"
+                                    | "nn.upsample"
+                                    | "nn.conv_transpose2d"
+                                    | "nn.flatten",
+                                ) => Some(true),
+                                _ => None,
+                            })
                     })
                     .unwrap_or(false)
             }
@@ -227,15 +341,27 @@ impl<'a> Checker<'a> {
                 ("nn.unet", Some(c)) => Dim::Const(c),
                 _ => self.sub.fresh_dim("c"),
             };
-            Ty::Domain("Tensor".into(), vec![c, self.sub.fresh_dim("h"), self.sub.fresh_dim("w")])
+            Ty::Domain(
+                "Tensor".into(),
+                vec![c, self.sub.fresh_dim("h"), self.sub.fresh_dim("w")],
+            )
         } else {
-            Ty::Domain("Traces".into(), vec![self.sub.fresh_dim("n"), self.sub.fresh_dim("t")])
+            Ty::Domain(
+                "Traces".into(),
+                vec![self.sub.fresh_dim("n"), self.sub.fresh_dim("t")],
+            )
         }
     }
 
     /// Unifies a model's input with the data it is applied to, then infers the output
     /// with the concrete sizes. Reports and returns `None` on error.
-    fn apply_model(&mut self, cfg: &Value, model: &Typed, data: &Bound, span: Span) -> Option<(Ty, Ty)> {
+    fn apply_model(
+        &mut self,
+        cfg: &Value,
+        model: &Typed,
+        data: &Bound,
+        span: Span,
+    ) -> Option<(Ty, Ty)> {
         let declared_in = match self.sub.shallow(&model.ty) {
             Ty::Arrow(_, a, _) => *a,
             _ => self.symbolic_input(cfg),
@@ -251,8 +377,16 @@ impl<'a> Checker<'a> {
             }
             _ => data_ty.clone(),
         };
-        if let Err(m) = self.sub.unify(&declared_in, &data_as_input, data.span) {
-            let d = self.mismatch(&declared_in, &data_ty, m, data.span, "the model's input").also(model.origin, "the model");
+        // Layer stacks take their input kind from the data (their declared input was
+        // symbolic), so a mismatch is reported by the layer that cannot take it.
+        let stack = matches!(cfg.get("fn").and_then(|f| f.as_str()), Some("nn.sequential" | "nn.autoencoder"));
+        let kinds_differ = !matches!((&declared_in, &data_as_input), (Ty::Domain(a, _), Ty::Domain(b, _)) if a == b);
+        if stack && kinds_differ && matches!(data_as_input, Ty::Domain(..)) {
+            // fall through to the shape rules with the data's own type
+        } else if let Err(m) = self.sub.unify(&declared_in, &data_as_input, data.span) {
+            let d = self
+                .mismatch(&declared_in, &data_ty, m, data.span, "the model's input")
+                .also(model.origin, "the model");
             self.diags.push(d);
             return None;
         }
@@ -261,11 +395,12 @@ impl<'a> Checker<'a> {
             Ok(out) => Some((input, out)),
             Err((msg, help)) => {
                 let mut d = Diagnostic::error("E0205", msg)
-                    .at(data.span, format!("the input is `{}`", self.sub.show(&input)))
+                    .at(
+                        data.span,
+                        format!("the input is `{}`", self.sub.show(&input)),
+                    )
                     .also(model.origin, "the model is defined here");
-                if data.span != span && !span.to(data.span).is_empty() {
-                    d = d.also(span, "applied here");
-                }
+                let _ = span;
                 if let Some(h) = help {
                     d = d.help(h);
                 }
@@ -283,8 +418,15 @@ impl<'a> Checker<'a> {
             Ty::Domain(n, d) if n == "Traces" && d.len() == 2 => Shape::Vec(d[1]),
             Ty::Domain(n, d) if n == "Embeddings" && d.len() == 1 => Shape::Vec(d[0]),
             Ty::Domain(n, d) if n == "Tensor" && d.len() == 3 => Shape::Image(d[0], d[1], d[2]),
-            Ty::Domain(n, d) if n == "Tensor" && d.len() == 2 => Shape::Image(Dim::Const(1), d[0], d[1]),
-            _ => return Err((format!("a model cannot take `{}` as input", self.sub.show(input)), None)),
+            Ty::Domain(n, d) if n == "Tensor" && d.len() == 2 => {
+                Shape::Image(Dim::Const(1), d[0], d[1])
+            }
+            _ => {
+                return Err((
+                    format!("a model cannot take `{}` as input", self.sub.show(input)),
+                    None,
+                ))
+            }
         };
         let batch = match input {
             Ty::Domain(n, d) if n == "Traces" => d[0],
@@ -301,11 +443,17 @@ impl<'a> Checker<'a> {
                 let classes = args["classes"].as_i64().unwrap_or(1);
                 let inc = args["in_channels"].as_i64().unwrap_or(1);
                 let Shape::Image(c, h, w) = shape else {
-                    return Err(("a U-Net takes images (`Tensor[c, h, w]`), not vectors".into(), None));
+                    return Err((
+                        "a U-Net takes images (`Tensor[c, h, w]`), not vectors".into(),
+                        None,
+                    ));
                 };
                 if let Dim::Const(c) = self.sub.dim(c) {
                     if c != inc {
-                        return Err((format!("the U-Net expects {inc} input channel(s), the data has {c}"), Some(format!("set `in_channels: {c}`"))));
+                        return Err((
+                            format!("the U-Net expects {inc} input channel(s), the data has {c}"),
+                            Some(format!("set `in_channels: {c}`")),
+                        ));
                     }
                 }
                 self.unet_shapes(depth, base, h, w)?;
@@ -319,6 +467,29 @@ impl<'a> Checker<'a> {
             "nn.autoencoder" => {
                 let enc = args["encoder"].as_array().cloned().unwrap_or_default();
                 let code = self.apply_layers(&enc, shape.clone())?;
+                let dec = args["decoder"].as_array().cloned().unwrap_or_default();
+                if !dec.is_empty() {
+                    let back = self.apply_layers(&dec, code.clone())?;
+                    let same = match (&back, &shape) {
+                        (Shape::Vec(a), Shape::Vec(b)) => self.sub.unify_dim(*a, *b, Span::default()),
+                        (Shape::Image(a, b, c), Shape::Image(x, y, z)) => {
+                            self.sub.unify_dim(*a, *x, Span::default())
+                                && self.sub.unify_dim(*b, *y, Span::default())
+                                && self.sub.unify_dim(*c, *z, Span::default())
+                        }
+                        _ => false,
+                    };
+                    if !same {
+                        let show = |c: &Checker, s: &Shape| match s {
+                            Shape::Vec(k) => format!("vectors of {}", c.sub.show_dim(*k)),
+                            Shape::Image(a, b, d) => format!("images of {}×{}×{}", c.sub.show_dim(*a), c.sub.show_dim(*b), c.sub.show_dim(*d)),
+                        };
+                        return Err((
+                            format!("the decoder produces {}, but the input is {}: an autoencoder must reconstruct its input", show(self, &back), show(self, &shape)),
+                            Some("end the decoder with a layer of the input's size, or leave `decoder` empty to mirror the encoder".into()),
+                        ));
+                    }
+                }
                 match code {
                     Shape::Vec(k) => Ok(Ty::Domain("Embeddings".into(), vec![k])),
                     Shape::Image(..) => Err((
@@ -331,7 +502,11 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn apply_layers(&mut self, layers: &[Value], mut s: Shape) -> Result<Shape, (String, Option<String>)> {
+    fn apply_layers(
+        &mut self,
+        layers: &[Value],
+        mut s: Shape,
+    ) -> Result<Shape, (String, Option<String>)> {
         for (i, l) in layers.iter().enumerate() {
             let f = l.get("fn").and_then(|v| v.as_str()).unwrap_or("");
             let a = &l["args"];
@@ -342,14 +517,24 @@ impl<'a> Checker<'a> {
                 ("dense", Shape::Vec(_)) => Shape::Vec(Dim::Const(geti("units", 1))),
                 ("dense", Shape::Image(..)) => {
                     return Err((
-                        format!("layer {} (`dense`) needs a vector, but the data is an image here", i + 1),
+                        format!(
+                            "layer {} (`dense`) needs a vector, but the data is an image here",
+                            i + 1
+                        ),
                         Some("add `flatten()` before it".into()),
                     ))
                 }
-                ("flatten", Shape::Image(c, h, w)) => match (self.sub.dim(c), self.sub.dim(h), self.sub.dim(w)) {
-                    (Dim::Const(c), Dim::Const(h), Dim::Const(w)) => Shape::Vec(Dim::Const(c * h * w)),
-                    _ => Shape::Vec(self.sub.fresh_dim("k")),
-                },
+                ("flatten", Shape::Image(c, h, w)) => {
+                    match (self.sub.dim(c), self.sub.dim(h), self.sub.dim(w)) {
+                        (Dim::Const(c), Dim::Const(h), Dim::Const(w)) => {
+                            match c.checked_mul(h).and_then(|x| x.checked_mul(w)) {
+                                Some(k) => Shape::Vec(Dim::Const(k)),
+                                None => return Err(at("the flattened size does not fit in 64 bits".into())),
+                            }
+                        }
+                        _ => Shape::Vec(self.sub.fresh_dim("k")),
+                    }
+                }
                 ("flatten", v) => v,
                 ("conv2d", Shape::Image(_, h, w)) => {
                     let (k, st) = (geti("kernel", 3), geti("stride", 1));
@@ -363,7 +548,7 @@ impl<'a> Checker<'a> {
                                     Ok(Dim::Const((x - k) / st + 1))
                                 }
                             }
-                            Dim::Const(x) => Ok(Dim::Const((x + st - 1) / st)),
+                            Dim::Const(x) => Ok(Dim::Const(x.saturating_add(st - 1) / st)),
                             other if st == 1 && !valid => Ok(other),
                             _ => Ok(c.sub.fresh_dim("h")),
                         }
@@ -374,12 +559,20 @@ impl<'a> Checker<'a> {
                 }
                 ("conv_transpose2d", Shape::Image(_, h, w)) => {
                     let st = geti("stride", 2);
-                    Shape::Image(Dim::Const(geti("filters", 1)), self.scale(h, st), self.scale(w, st))
+                    Shape::Image(
+                        Dim::Const(geti("filters", 1)),
+                        self.scale(h, st),
+                        self.scale(w, st),
+                    )
                 }
                 ("maxpool", Shape::Image(c, h, w)) => {
                     let k = geti("size", 2);
-                    let h2 = self.halve(h, k).map_err(|x| at(format!("height {x} is not divisible by the pool size {k}")))?;
-                    let w2 = self.halve(w, k).map_err(|x| at(format!("width {x} is not divisible by the pool size {k}")))?;
+                    let h2 = self.halve(h, k).map_err(|x| {
+                        at(format!("height {x} is not divisible by the pool size {k}"))
+                    })?;
+                    let w2 = self.halve(w, k).map_err(|x| {
+                        at(format!("width {x} is not divisible by the pool size {k}"))
+                    })?;
                     Shape::Image(c, h2, w2)
                 }
                 ("upsample", Shape::Image(c, h, w)) => {
@@ -387,7 +580,13 @@ impl<'a> Checker<'a> {
                     Shape::Image(c, self.scale(h, k), self.scale(w, k))
                 }
                 ("conv2d" | "conv_transpose2d" | "maxpool" | "upsample", Shape::Vec(_)) => {
-                    return Err((format!("layer {} (`{name}`) needs an image, but the data is a vector here", i + 1), None))
+                    return Err((
+                        format!(
+                            "layer {} (`{name}`) needs an image, but the data is a vector here",
+                            i + 1
+                        ),
+                        None,
+                    ))
                 }
                 (_, s) => s, // activations, normalisation, dropout: shape unchanged
             };
@@ -397,7 +596,10 @@ impl<'a> Checker<'a> {
 
     fn scale(&mut self, d: Dim, k: i64) -> Dim {
         match self.sub.dim(d) {
-            Dim::Const(x) => Dim::Const(x * k),
+            Dim::Const(x) => match x.checked_mul(k) {
+                Some(v) => Dim::Const(v),
+                None => self.sub.fresh_dim("h"),
+            },
             _ => self.sub.fresh_dim("h"),
         }
     }
@@ -413,7 +615,13 @@ impl<'a> Checker<'a> {
     /// Walks a U-Net: at each level two 3×3 convolutions and a 2×2 max-pool on the way down,
     /// upsampling and concatenation with the skip connection on the way up. Spatial sizes
     /// must halve exactly at every level, so they must be divisible by 2^depth.
-    fn unet_shapes(&mut self, depth: i64, base: i64, h: Dim, w: Dim) -> Result<(), (String, Option<String>)> {
+    fn unet_shapes(
+        &mut self,
+        depth: i64,
+        base: i64,
+        h: Dim,
+        w: Dim,
+    ) -> Result<(), (String, Option<String>)> {
         let f = 1i64 << depth;
         for (what, d) in [("height", h), ("width", w)] {
             if let Dim::Const(x) = self.sub.dim(d) {
@@ -421,8 +629,12 @@ impl<'a> Checker<'a> {
                 for level in 1..=depth {
                     if size % 2 != 0 {
                         let lo = x / f * f;
-                        let hi = lo + f;
-                        let near = if lo > 0 { format!("{lo} or {hi}") } else { hi.to_string() };
+                        let hi = lo.saturating_add(f);
+                        let near = if lo > 0 {
+                            format!("{lo} or {hi}")
+                        } else {
+                            hi.to_string()
+                        };
                         return Err((
                             format!(
                                 "a U-Net of depth {depth} needs sizes divisible by 2^{depth} = {f}, but the {what} is {x}: at level {level} the feature map is {size} pixels, which 2×2 max-pooling cannot halve"
@@ -447,7 +659,10 @@ impl<'a> Checker<'a> {
             let up = ch / 2;
             let concat = up + skip;
             if concat != 2 * skip {
-                return Err((format!("skip connection channels disagree ({up} + {skip})"), None));
+                return Err((
+                    format!("skip connection channels disagree ({up} + {skip})"),
+                    None,
+                ));
             }
             ch = *skip;
         }
@@ -456,7 +671,13 @@ impl<'a> Checker<'a> {
 
     // ------------------------------------------------------------------ tables
 
-    fn derive(&mut self, decl: &Decl, bound: &[Bound], columns: Option<&Expr>, span: Span) -> Result<Ty, ()> {
+    fn derive(
+        &mut self,
+        decl: &Decl,
+        bound: &[Bound],
+        columns: Option<&Expr>,
+        span: Span,
+    ) -> Result<Ty, ()> {
         let Some(cols_expr) = columns else {
             self.diags.push(
                 Diagnostic::error("E0201", "`derive` takes a column block")
@@ -465,7 +686,9 @@ impl<'a> Checker<'a> {
             );
             return Err(());
         };
-        let ExprKind::Columns(cols) = &cols_expr.kind else { return Err(()) };
+        let ExprKind::Columns(cols) = &cols_expr.kind else {
+            return Err(());
+        };
         let table = &bound[0];
         let schema = match self.sub.resolve(&table.t.ty) {
             Ty::Table(Some(s)) => Some(s),
@@ -498,11 +721,21 @@ impl<'a> Checker<'a> {
         }
         // Record the checked expressions as the op's `columns` argument.
         self.pending_columns = Some(json!(out));
-        Ok(if schema.is_some() { Ty::Table(Some(schema_v)) } else { Ty::Table(None) })
+        Ok(if schema.is_some() {
+            Ty::Table(Some(schema_v))
+        } else {
+            Ty::Table(None)
+        })
     }
 
     /// Checks a per-row expression; returns its type and its JSON form for the plan.
-    fn column_expr(&mut self, e: &Expr, schema: Option<&Vec<(String, Ty)>>, table_origin: Span, decl: &Decl) -> Result<(Ty, Value), ()> {
+    fn column_expr(
+        &mut self,
+        e: &Expr,
+        schema: Option<&Vec<(String, Ty)>>,
+        table_origin: Span,
+        decl: &Decl,
+    ) -> Result<(Ty, Value), ()> {
         match &e.kind {
             ExprKind::Int { value, .. } => Ok((Ty::Int, json!(value))),
             ExprKind::Float { value, .. } => Ok((Ty::Float, json!(value))),
@@ -552,8 +785,14 @@ impl<'a> Checker<'a> {
                     _ => {
                         let (a, b) = (self.sub.show(&lt), self.sub.show(&rt));
                         self.diags.push(
-                            Diagnostic::error("E0201", format!("`{}` cannot combine columns of type `{a}` and `{b}`", op.symbol()))
-                                .at(e.span, "here"),
+                            Diagnostic::error(
+                                "E0201",
+                                format!(
+                                    "`{}` cannot combine columns of type `{a}` and `{b}`",
+                                    op.symbol()
+                                ),
+                            )
+                            .at(e.span, "here"),
                         );
                         return Err(());
                     }
@@ -561,8 +800,23 @@ impl<'a> Checker<'a> {
                 Ok((ty, json!({"op": op.symbol(), "args": [lj, rj]})))
             }
             ExprKind::Call { callee, args } => {
-                let ExprKind::Ident(fname) = &callee.kind else {
-                    self.diags.push(Diagnostic::error("E0209", "only column functions can be called here").at(callee.span, "not a column function"));
+                // `lag(..)`, or `table.lag(..)` through the module's import alias.
+                let via_module = match &callee.kind {
+                    ExprKind::Member { base, name } => match &base.kind {
+                        ExprKind::Ident(m) if matches!(self.imports.get(m), Some(crate::check::Imported::Module(x)) if *x == decl.module) => Some(&name.name),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let plain = match &callee.kind {
+                    ExprKind::Ident(n) => Some(n),
+                    _ => None,
+                };
+                let Some(fname) = plain.or(via_module) else {
+                    self.diags.push(
+                        Diagnostic::error("E0209", "only column functions can be called here")
+                            .at(callee.span, "not a column function"),
+                    );
                     return Err(());
                 };
                 let module = decl.module.clone();
@@ -573,7 +827,9 @@ impl<'a> Checker<'a> {
                         .filter(|d| d.kind == crate::prelude::DeclKind::Builtin && d.ret.as_ref().is_some_and(|r| matches!(r, ast::TypeExpr::Named { name, .. } if name.name == "Float")))
                         .map(|d| d.name.clone())
                         .collect();
-                    let mut d = Diagnostic::error("E0105", format!("unknown column function `{fname}`")).at(callee.span, "not a column function");
+                    let mut d =
+                        Diagnostic::error("E0105", format!("unknown column function `{fname}`"))
+                            .at(callee.span, "not a column function");
                     d = match did_you_mean(fname, names.iter().map(|s| s.as_str())) {
                         Some(s) => d.help(format!("did you mean `{s}`?")),
                         None => d.help(format!("column functions: {}", names.join(", "))),
@@ -591,8 +847,15 @@ impl<'a> Checker<'a> {
                         None => f.params.get(i),
                     };
                     let Some(param) = param else {
-                        let what = a.name.as_ref().map(|n| format!("parameter `{}`", n.name)).unwrap_or_else(|| format!("{} argument(s)", f.params.len()));
-                        self.diags.push(Diagnostic::error("E0207", format!("`{fname}` has no {what}")).at(a.span, "unknown argument"));
+                        let what = a
+                            .name
+                            .as_ref()
+                            .map(|n| format!("parameter `{}`", n.name))
+                            .unwrap_or_else(|| format!("{} argument(s)", f.params.len()));
+                        self.diags.push(
+                            Diagnostic::error("E0207", format!("`{fname}` has no {what}"))
+                                .at(a.span, "unknown argument"),
+                        );
                         ok = false;
                         continue;
                     };
@@ -622,7 +885,9 @@ impl<'a> Checker<'a> {
                 for p in &f.params {
                     let is_column = matches!(&p.ty, ast::TypeExpr::Named { name, .. } if name.name == "Float" || name.name == "Bool");
                     if !is_column && !named.contains_key(&p.name.name) {
-                        if let Some(ExprKind::Int { value, .. }) = p.default.as_ref().map(|d| &d.kind) {
+                        if let Some(ExprKind::Int { value, .. }) =
+                            p.default.as_ref().map(|d| &d.kind)
+                        {
                             named.insert(p.name.name.clone(), json!(value));
                         }
                     }
@@ -631,12 +896,22 @@ impl<'a> Checker<'a> {
                     return Err(());
                 }
                 if jargs.is_empty() {
-                    self.diags.push(Diagnostic::error("E0207", format!("`{fname}` needs a column")).at(e.span, "missing column"));
+                    self.diags.push(
+                        Diagnostic::error("E0207", format!("`{fname}` needs a column"))
+                            .at(e.span, "missing column"),
+                    );
                     return Err(());
                 }
-                Ok((Ty::Float, json!({"call": fname, "args": jargs, "params": Value::Object(named)})))
+                Ok((
+                    Ty::Float,
+                    json!({"call": fname, "args": jargs, "params": Value::Object(named)}),
+                ))
             }
-            ExprKind::Quantity { .. } | ExprKind::List(_) | ExprKind::Record(_) | ExprKind::Columns(_) | ExprKind::Member { .. } => {
+            ExprKind::Quantity { .. }
+            | ExprKind::List(_)
+            | ExprKind::Record(_)
+            | ExprKind::Columns(_)
+            | ExprKind::Member { .. } => {
                 self.diags.push(
                     Diagnostic::error("E0201", "not a column expression")
                         .at(e.span, "not allowed in a column block")
@@ -650,13 +925,18 @@ impl<'a> Checker<'a> {
     /// `series(time: "month", value: "steel")`, `select(["a", "b"])`: column names checked.
     fn column_args(&mut self, decl: &Decl, bound: &[Bound], ret: Ty) -> Result<Ty, ()> {
         let table = &bound[0];
-        let Ty::Table(Some(schema)) = self.sub.resolve(&table.t.ty) else { return Ok(ret) };
+        let Ty::Table(Some(schema)) = self.sub.resolve(&table.t.ty) else {
+            return Ok(ret);
+        };
         let mut ok = true;
         let mut picked = Vec::new();
         for (p, b) in decl.params.iter().zip(bound).skip(1) {
             let names: Vec<String> = match b.t.val.as_const() {
                 Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
-                Some(Value::Array(xs)) if p.name.name == "columns" => xs.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+                Some(Value::Array(xs)) if p.name.name == "columns" => xs
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
                 _ => continue,
             };
             if !matches!(p.name.name.as_str(), "time" | "value" | "id" | "columns") {
@@ -664,6 +944,27 @@ impl<'a> Checker<'a> {
             }
             for n in names {
                 if let Some(col) = schema.iter().find(|(c, _)| *c == n) {
+                    // A series needs a time column, numeric values and a label-like id.
+                    let role = p.name.name.as_str();
+                    let fits = match role {
+                        "time" => matches!(col.1, Ty::Date | Ty::Int),
+                        "value" => matches!(col.1, Ty::Float | Ty::Int),
+                        "id" => matches!(col.1, Ty::Str | Ty::Int),
+                        _ => true,
+                    };
+                    if decl.name == "series" && !fits {
+                        let want = match role {
+                            "time" => "`Date` or `Int`",
+                            "value" => "`Float` or `Int`",
+                            _ => "`Str` or `Int`",
+                        };
+                        self.diags.push(
+                            Diagnostic::error("E0201", format!("column `{n}` has type `{}`, but the {role} column must be {want}", self.sub.show(&col.1)))
+                                .at(b.span, format!("`{}` column", self.sub.show(&col.1)))
+                                .also(table.t.origin, "the table is defined here"),
+                        );
+                        ok = false;
+                    }
                     picked.push(col.clone());
                 } else {
                     let mut d = Diagnostic::error("E0203", format!("unknown column `{n}`"))
@@ -671,6 +972,9 @@ impl<'a> Checker<'a> {
                         .also(table.t.origin, "the table is defined here");
                     if let Some(s) = did_you_mean(&n, schema.iter().map(|(c, _)| c.as_str())) {
                         d = d.help(format!("did you mean `{s}`?"));
+                    } else {
+                        let cols: Vec<&str> = schema.iter().map(|(c, _)| c.as_str()).collect();
+                        d = d.help(format!("the columns are: {}", cols.join(", ")));
                     }
                     self.diags.push(d);
                     ok = false;
@@ -690,5 +994,44 @@ impl<'a> Checker<'a> {
 fn valid_secret_name(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with(|c: char| c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' || c == '/')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' || c == '/')
+}
+
+/// Validates a five-field cron expression: each field a `*`, a number, a range `a-b`, a
+/// step `*/n` or `a-b/n`, or a comma-separated list of those, within the field's range.
+fn check_cron(e: &str) -> Result<(), String> {
+    const FIELDS: [(&str, u32, u32); 5] =
+        [("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7)];
+    let parts: Vec<&str> = e.split_whitespace().collect();
+    if parts.len() != 5 {
+        return Err(format!("it has {} field(s), a cron expression has 5", parts.len()));
+    }
+    for (part, (name, lo, hi)) in parts.iter().zip(FIELDS) {
+        for item in part.split(',') {
+            let (range, step) = match item.split_once('/') {
+                Some((r, s)) => (r, Some(s)),
+                None => (item, None),
+            };
+            if let Some(s) = step {
+                match s.parse::<u32>() {
+                    Ok(n) if n >= 1 => {}
+                    _ => return Err(format!("bad step `{s}` in the {name} field")),
+                }
+            }
+            if range == "*" {
+                continue;
+            }
+            let (a, b) = match range.split_once('-') {
+                Some((a, b)) => (a, b),
+                None => (range, range),
+            };
+            let parse = |x: &str| x.parse::<u32>().map_err(|_| format!("`{x}` is not a number in the {name} field"));
+            let (a, b) = (parse(a)?, parse(b)?);
+            if a < lo || b > hi || a > b {
+                return Err(format!("`{range}` is outside {lo}-{hi} in the {name} field"));
+            }
+        }
+    }
+    Ok(())
 }

@@ -75,7 +75,11 @@ impl Decl {
                 }
             })
             .collect();
-        let ret = self.ret.as_ref().map(|r| format!(" -> {}", slice(src, r.span()))).unwrap_or_default();
+        let ret = self
+            .ret
+            .as_ref()
+            .map(|r| format!(" -> {}", slice(src, r.span())))
+            .unwrap_or_default();
         format!("{kw} {}({}){ret}", self.qualified(), params.join(", "))
     }
 }
@@ -104,7 +108,10 @@ impl Prelude {
         self.modules.get(module)?.items.get(name)
     }
     pub fn source_of(&self, file: &str) -> Option<&'static str> {
-        self.modules.values().find(|m| m.file == file).map(|m| m.source)
+        self.modules
+            .values()
+            .find(|m| m.file == file)
+            .map(|m| m.source)
     }
 }
 
@@ -128,23 +135,61 @@ fn build() -> Prelude {
         for item in parsed.file.items {
             if let Some(decl) = decl_of(name, &file, &item, &mut diagnostics) {
                 if decl.is_method() {
-                    methods.entry(decl.name.clone()).or_default().push((name.to_string(), decl.name.clone()));
+                    methods
+                        .entry(decl.name.clone())
+                        .or_default()
+                        .push((name.to_string(), decl.name.clone()));
                 }
                 items.insert(decl.name.clone(), decl);
             }
         }
-        modules.insert(name.to_string(), Module { name: name.to_string(), file, source, items });
+        modules.insert(
+            name.to_string(),
+            Module {
+                name: name.to_string(),
+                file,
+                source,
+                items,
+            },
+        );
     }
-    Prelude { modules, methods, diagnostics }
+    Prelude {
+        modules,
+        methods,
+        diagnostics,
+    }
 }
 
 /// Turns an item into a declaration, reading its attributes.
-pub fn decl_of(module: &str, file: &str, item: &ast::Item, diags: &mut Vec<(String, Diagnostic)>) -> Option<Decl> {
+pub fn decl_of(
+    module: &str,
+    file: &str,
+    item: &ast::Item,
+    diags: &mut Vec<(String, Diagnostic)>,
+) -> Option<Decl> {
     let (name, kind, generics, params, ret, body) = match &item.kind {
-        ItemKind::Op(o) => (&o.name, DeclKind::Op, &o.generics, &o.params, Some(o.ret.clone()), None),
+        ItemKind::Op(o) => (
+            &o.name,
+            DeclKind::Op,
+            &o.generics,
+            &o.params,
+            Some(o.ret.clone()),
+            None,
+        ),
         ItemKind::Fn(f) => {
-            let kind = if f.body.is_some() { DeclKind::Composition } else { DeclKind::Builtin };
-            (&f.name, kind, &f.generics, &f.params, f.ret.clone(), f.body.clone())
+            let kind = if f.body.is_some() {
+                DeclKind::Composition
+            } else {
+                DeclKind::Builtin
+            };
+            (
+                &f.name,
+                kind,
+                &f.generics,
+                &f.params,
+                f.ret.clone(),
+                f.body.clone(),
+            )
         }
         _ => return None,
     };
@@ -169,10 +214,13 @@ pub fn decl_of(module: &str, file: &str, item: &ast::Item, diags: &mut Vec<(Stri
         let first = attr.args.first().map(|a| &a.value);
         match attr.name.name.as_str() {
             "version" => match first.map(|e| &e.kind) {
-                Some(ExprKind::Int { value, .. }) if *value >= 1 && *value <= u32::MAX as i64 => decl.version = *value as u32,
+                Some(ExprKind::Int { value, .. }) if *value >= 1 && *value <= u32::MAX as i64 => {
+                    decl.version = *value as u32
+                }
                 _ => diags.push((
                     file.to_string(),
-                    Diagnostic::error("E0210", "`@version` takes a positive integer").at(attr.span, "here"),
+                    Diagnostic::error("E0210", "`@version` takes a positive integer")
+                        .at(attr.span, "here"),
                 )),
             },
             "device" => match first.map(|e| &e.kind) {
@@ -181,7 +229,8 @@ pub fn decl_of(module: &str, file: &str, item: &ast::Item, diags: &mut Vec<(Stri
                 Some(ExprKind::Str(s)) if s == "any" => decl.device = Device::Any,
                 _ => diags.push((
                     file.to_string(),
-                    Diagnostic::error("E0210", "`@device` takes \"cpu\", \"gpu\" or \"any\"").at(attr.span, "here"),
+                    Diagnostic::error("E0210", "`@device` takes \"cpu\", \"gpu\" or \"any\"")
+                        .at(attr.span, "here"),
                 )),
             },
             "resources" => {
@@ -214,6 +263,10 @@ pub fn decl_of(module: &str, file: &str, item: &ast::Item, diags: &mut Vec<(Stri
 pub fn is_literal(e: &Expr) -> bool {
     matches!(
         e.kind,
-        ExprKind::Int { .. } | ExprKind::Float { .. } | ExprKind::Str(_) | ExprKind::Bool(_) | ExprKind::Quantity { .. }
+        ExprKind::Int { .. }
+            | ExprKind::Float { .. }
+            | ExprKind::Str(_)
+            | ExprKind::Bool(_)
+            | ExprKind::Quantity { .. }
     )
 }

@@ -159,10 +159,28 @@ pub const ARROW_TYPES: &[&str] = &["Model", "Trained"];
 
 /// Parameterless named types known to the checker. Config types are compile-time values.
 pub const CONFIG_TYPES: &[&str] = &[
-    "Layer", "Optimizer", "Loss", "Metric", "Schedule", "Chunker", "Forecaster", "Auth", "Strategy", "Tracker",
+    "Layer",
+    "Optimizer",
+    "Loss",
+    "Metric",
+    "Schedule",
+    "Chunker",
+    "Forecaster",
+    "Auth",
+    "Strategy",
+    "Tracker",
 ];
-pub const RUNTIME_TYPES: &[&str] =
-    &["Docs", "Chunks", "Series", "Forecast", "Endpoint", "Metrics", "Retrieved", "Report", "Any"];
+pub const RUNTIME_TYPES: &[&str] = &[
+    "Docs",
+    "Chunks",
+    "Series",
+    "Forecast",
+    "Endpoint",
+    "Metrics",
+    "Retrieved",
+    "Report",
+    "Any",
+];
 
 pub const PRIMITIVES: &[&str] = &["Int", "Float", "Bool", "Str", "Path", "Date", "Secret"];
 
@@ -202,7 +220,11 @@ impl fmt::Display for TyDisplay<'_> {
     }
 }
 
-fn write_dim(f: &mut fmt::Formatter<'_>, d: &Dim, names: &dyn Fn(u32) -> Option<String>) -> fmt::Result {
+fn write_dim(
+    f: &mut fmt::Formatter<'_>,
+    d: &Dim,
+    names: &dyn Fn(u32) -> Option<String>,
+) -> fmt::Result {
     match d {
         Dim::Const(c) => write!(f, "{c}"),
         Dim::Any => write!(f, "_"),
@@ -210,7 +232,11 @@ fn write_dim(f: &mut fmt::Formatter<'_>, d: &Dim, names: &dyn Fn(u32) -> Option<
     }
 }
 
-fn write_fields(f: &mut fmt::Formatter<'_>, fs: &[(String, Ty)], names: &dyn Fn(u32) -> Option<String>) -> fmt::Result {
+fn write_fields(
+    f: &mut fmt::Formatter<'_>,
+    fs: &[(String, Ty)],
+    names: &dyn Fn(u32) -> Option<String>,
+) -> fmt::Result {
     write!(f, "{{")?;
     for (i, (n, t)) in fs.iter().enumerate() {
         if i > 0 {
@@ -222,7 +248,11 @@ fn write_fields(f: &mut fmt::Formatter<'_>, fs: &[(String, Ty)], names: &dyn Fn(
     write!(f, "}}")
 }
 
-fn write_ty(f: &mut fmt::Formatter<'_>, t: &Ty, names: &dyn Fn(u32) -> Option<String>) -> fmt::Result {
+fn write_ty(
+    f: &mut fmt::Formatter<'_>,
+    t: &Ty,
+    names: &dyn Fn(u32) -> Option<String>,
+) -> fmt::Result {
     match t {
         Ty::Int => write!(f, "Int"),
         Ty::Float => write!(f, "Float"),

@@ -21,7 +21,11 @@ pub enum Mismatch {
     /// A quantity where something else was expected, or the other way round.
     Quantity,
     /// Dimension `index` of a domain type differs.
-    Dim { index: usize, expected: Dim, found: Dim },
+    Dim {
+        index: usize,
+        expected: Dim,
+        found: Dim,
+    },
     /// A secret where something else was expected.
     Secret,
     /// A column required by the expected table is missing.
@@ -55,7 +59,11 @@ impl Subst {
 
     /// What a dimension variable is bound to directly (one step), or `Any` if unbound.
     pub fn dim_bound(&self, v: u32) -> Dim {
-        self.dims.get(v as usize).copied().flatten().unwrap_or(Dim::Any)
+        self.dims
+            .get(v as usize)
+            .copied()
+            .flatten()
+            .unwrap_or(Dim::Any)
     }
 
     pub fn shallow(&self, t: &Ty) -> Ty {
@@ -73,10 +81,20 @@ impl Subst {
     pub fn resolve(&self, t: &Ty) -> Ty {
         match self.shallow(t) {
             Ty::List(e) => Ty::List(Box::new(self.resolve(&e))),
-            Ty::Record(fs) => Ty::Record(fs.iter().map(|(n, t)| (n.clone(), self.resolve(t))).collect()),
-            Ty::Table(Some(fs)) => Ty::Table(Some(fs.iter().map(|(n, t)| (n.clone(), self.resolve(t))).collect())),
+            Ty::Record(fs) => Ty::Record(
+                fs.iter()
+                    .map(|(n, t)| (n.clone(), self.resolve(t)))
+                    .collect(),
+            ),
+            Ty::Table(Some(fs)) => Ty::Table(Some(
+                fs.iter()
+                    .map(|(n, t)| (n.clone(), self.resolve(t)))
+                    .collect(),
+            )),
             Ty::Domain(n, ds) => Ty::Domain(n, ds.iter().map(|d| self.dim(*d)).collect()),
-            Ty::Arrow(n, a, b) => Ty::Arrow(n, Box::new(self.resolve(&a)), Box::new(self.resolve(&b))),
+            Ty::Arrow(n, a, b) => {
+                Ty::Arrow(n, Box::new(self.resolve(&a)), Box::new(self.resolve(&b)))
+            }
             other => other,
         }
     }
@@ -86,7 +104,11 @@ impl Subst {
         let names = |v: u32| self.dim_names.get(&v).cloned();
         let tnames = |v: u32| self.ty_names.get(&v).cloned();
         // Dims and type variables live in separate tables; print type variables by name.
-        let s = TyDisplay { ty: &r, dim_name: &names }.to_string();
+        let s = TyDisplay {
+            ty: &r,
+            dim_name: &names,
+        }
+        .to_string();
         if let Ty::Var(v) = r {
             return tnames(v).unwrap_or(s);
         }
@@ -97,7 +119,11 @@ impl Subst {
         match self.dim(d) {
             Dim::Const(c) => c.to_string(),
             Dim::Any => "_".into(),
-            Dim::Var(v) => self.dim_names.get(&v).cloned().unwrap_or_else(|| "?".into()),
+            Dim::Var(v) => self
+                .dim_names
+                .get(&v)
+                .cloned()
+                .unwrap_or_else(|| "?".into()),
         }
     }
 
@@ -145,7 +171,9 @@ impl Subst {
             (Ty::Secret, Ty::Secret) => Ok(()),
             (_, Ty::Secret) => Err(Mismatch::Secret),
             (Ty::Float, Ty::Int) => Ok(()),
-            (Ty::Path, Ty::Str) | (Ty::Str, Ty::Path) => Ok(()),
+            // A string literal can name a path; a path is not text (it is resolved, hashed by
+            // content, shipped to workers), so it does not flow into `Str`.
+            (Ty::Path, Ty::Str) => Ok(()),
             (Ty::Quantity(a), Ty::Quantity(b)) if a == b => Ok(()),
             (Ty::Quantity(_), _) | (_, Ty::Quantity(_)) => Err(Mismatch::Quantity),
             (Ty::List(a), Ty::List(b)) => self.unify(a, b, at),
@@ -154,7 +182,11 @@ impl Subst {
                     return Err(Mismatch::General);
                 }
                 for (n, t) in fa {
-                    let u = fb.iter().find(|(m, _)| m == n).map(|(_, u)| u.clone()).unwrap_or(Ty::Unknown);
+                    let u = fb
+                        .iter()
+                        .find(|(m, _)| m == n)
+                        .map(|(_, u)| u.clone())
+                        .unwrap_or(Ty::Unknown);
                     self.unify(t, &u, at)?;
                 }
                 Ok(())
@@ -181,7 +213,11 @@ impl Subst {
                 }
                 for (i, (x, y)) in da.iter().zip(db.iter()).enumerate() {
                     if !self.unify_dim(*x, *y, at) {
-                        return Err(Mismatch::Dim { index: i, expected: *x, found: *y });
+                        return Err(Mismatch::Dim {
+                            index: i,
+                            expected: *x,
+                            found: *y,
+                        });
                     }
                 }
                 Ok(())
@@ -192,7 +228,15 @@ impl Subst {
             }
             (Ty::Named(a), Ty::Named(b)) if a == b => Ok(()),
             (Ty::Columns, Ty::Columns) => Ok(()),
-            (a, b) if a == b && matches!(a, Ty::Int | Ty::Float | Ty::Bool | Ty::Str | Ty::Path | Ty::Date) => Ok(()),
+            (a, b)
+                if a == b
+                    && matches!(
+                        a,
+                        Ty::Int | Ty::Float | Ty::Bool | Ty::Str | Ty::Path | Ty::Date
+                    ) =>
+            {
+                Ok(())
+            }
             _ => Err(Mismatch::General),
         }
     }

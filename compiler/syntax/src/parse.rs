@@ -21,6 +21,9 @@ pub const MAX_EXPR_PARTS: usize = 1024;
 pub struct Parsed {
     pub file: File,
     pub diagnostics: Vec<Diagnostic>,
+    /// Names of items that did not parse (`fn f<>() ..`), so the checker does not add an
+    /// "unknown name" error at every use of them.
+    pub broken: Vec<String>,
 }
 
 /// Parses a file's bytes. Invalid UTF-8 and binary content are diagnostics, not panics.
@@ -34,6 +37,7 @@ pub fn parse_bytes(bytes: &[u8]) -> Parsed {
                 diagnostics: vec![Diagnostic::error("E0004", "the file is not valid UTF-8")
                     .at(Span::new(at, at + 1), format!("invalid UTF-8 byte at offset {at}"))
                     .help("mlp files are UTF-8 text; re-encode the file or check that it is not binary")],
+                broken: vec![],
             }
         }
     }
@@ -52,13 +56,21 @@ pub fn parse(text: &str) -> Parsed {
             )
             .at(Span::new(at, at + 1), format!("NUL byte at offset {at}"))
             .help("mlp files are UTF-8 text")],
+            broken: vec![],
         };
     }
     let s = scan(text);
+    let scan_errors: Vec<Span> = s
+        .diagnostics
+        .iter()
+        .filter_map(|d| d.primary_span())
+        .collect();
     let mut cx = Cx {
         text,
         diags: s.diagnostics,
         comments: &s.comments,
+        scan_errors,
+        broken: vec![],
     };
     if text.trim().is_empty() || (s.chunks.is_empty() && cx.diags.is_empty()) {
         cx.diags.push(
@@ -85,6 +97,7 @@ pub fn parse(text: &str) -> Parsed {
         }
     }
     let comments = s.comments.clone();
+    let broken = std::mem::take(&mut cx.broken);
     let mut diagnostics = cx.diags;
     diagnostics.sort_by_key(|d| {
         (
@@ -96,6 +109,7 @@ pub fn parse(text: &str) -> Parsed {
     Parsed {
         file: File { items, comments },
         diagnostics,
+        broken,
     }
 }
 
@@ -103,7 +117,15 @@ struct Cx<'a> {
     text: &'a str,
     diags: Vec<Diagnostic>,
     comments: &'a [Comment],
+    /// Where the lexical scan already found a problem; pest's error in the same piece of
+    /// text would only repeat it less precisely.
+    scan_errors: Vec<Span>,
+    broken: Vec<String>,
 }
+
+const KEYWORDS: &[&str] = &[
+    "import", "pipeline", "fn", "op", "let", "output", "deploy", "schedule", "true", "false", "as",
+];
 
 fn rule_name(r: &Rule) -> Option<&'static str> {
     Some(match r {
@@ -161,9 +183,13 @@ impl<'a> Cx<'a> {
         loop {
             let trimmed = self.text[start..end].trim_end().len();
             end = start + trimmed;
-            let k = self.comments.partition_point(|c| (c.span.end as usize) < end);
+            let k = self
+                .comments
+                .partition_point(|c| (c.span.end as usize) < end);
             match self.comments.get(k) {
-                Some(c) if c.span.end as usize == end && c.span.start as usize >= start => end = c.span.start as usize,
+                Some(c) if c.span.end as usize == end && c.span.start as usize >= start => {
+                    end = c.span.start as usize
+                }
                 _ => break,
             }
         }
@@ -171,6 +197,14 @@ impl<'a> Cx<'a> {
     }
 
     fn syntax_error(&mut self, base: usize, chunk: &str, e: pest::error::Error<Rule>) {
+        let piece = Span::new(base, base + chunk.len());
+        if self
+            .scan_errors
+            .iter()
+            .any(|s| piece.start <= s.start && s.start < piece.end.max(piece.start + 1))
+        {
+            return;
+        }
         let pos = match e.location {
             pest::error::InputLocation::Pos(p) => p,
             pest::error::InputLocation::Span((a, _)) => a,
@@ -183,12 +217,29 @@ impl<'a> Cx<'a> {
         };
         expected.sort();
         expected.dedup();
-        let found: String = chunk[pos..]
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .take(20)
-            .collect();
-        let found_desc = if pos >= chunk.trim_end().len() {
+        let rest = &chunk[pos..];
+        // The token found: a word, a string, or one punctuation character (in bytes of `rest`).
+        let tok_len = match rest.chars().next() {
+            Some(c) if c.is_alphanumeric() || c == '_' => rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len()),
+            Some('"') => rest[1..]
+                .find(['"', '\n'])
+                .map(|k| (k + 2).min(rest.len()))
+                .unwrap_or(rest.len()),
+            Some(c) => c.len_utf8(),
+            None => 0,
+        };
+        let mut tok_len = tok_len.min(rest.len());
+        if tok_len > 40 {
+            tok_len = (0..=40)
+                .rev()
+                .find(|&k| rest.is_char_boundary(k))
+                .unwrap_or(0);
+        }
+        let found = rest[..tok_len].to_string();
+        let at_end = pos >= chunk.trim_end().len();
+        let found_desc = if at_end {
             "end of input".to_string()
         } else {
             format!("`{found}`")
@@ -201,15 +252,23 @@ impl<'a> Cx<'a> {
                 join_or(&expected)
             )
         };
-        let at = base + pos;
-        let end = at
-            + found
-                .len()
-                .max(1)
-                .min(self.text.len().saturating_sub(at))
-                .max(usize::from(at < self.text.len()));
-        self.diags
-            .push(Diagnostic::error("E0001", msg).at(Span::new(at, end), "unexpected here"));
+        // At the end of a piece, point just after the last token rather than at whatever follows.
+        let at = if at_end {
+            base + chunk.trim_end().len()
+        } else {
+            base + pos
+        };
+        let end = if at_end { at } else { at + found.len() };
+        let mut d = Diagnostic::error("E0001", msg).at(
+            Span::new(at, end.min(self.text.len()).max(at)),
+            "unexpected here",
+        );
+        if KEYWORDS.contains(&found.as_str()) && expected.contains(&"a name") {
+            d = d.help(format!(
+                "`{found}` is a keyword and cannot be used as a name"
+            ));
+        }
+        self.diags.push(d);
     }
 
     fn item(&mut self, base: usize, chunk: &str) -> Option<Item> {
@@ -226,6 +285,9 @@ impl<'a> Cx<'a> {
                     }
                 }
                 self.syntax_error(base, chunk, e);
+                if let Some(name) = item_name(chunk) {
+                    self.broken.push(name);
+                }
                 None
             }
         }
@@ -238,7 +300,9 @@ impl<'a> Cx<'a> {
         let head = MlpParser::parse(Rule::pipeline_head_eoi, &chunk[..open]).ok()?;
         let head = head.into_iter().next()?.into_inner().next()?;
         let (name, params) = self.build_pipeline_head(base, head);
-        let close = matching_close(chunk, open).or_else(|| chunk.rfind('}').filter(|&c| c > open)).unwrap_or(chunk.len());
+        let close = matching_close(chunk, open)
+            .or_else(|| chunk.rfind('}').filter(|&c| c > open))
+            .unwrap_or(chunk.len());
         let body_text = &chunk[open + 1..close];
         let body_base = base + open + 1;
         let mut stmts = Vec::new();
@@ -845,7 +909,7 @@ impl<'a> Cx<'a> {
             }
             Rule::string => {
                 let body = p.into_inner().next().map(|b| b.as_str()).unwrap_or("");
-                ExprKind::Str(self.unescape(span, body))
+                ExprKind::Str(self.unescape(body))
             }
             Rule::boolean => ExprKind::Bool(p.as_str() == "true"),
             Rule::ident => ExprKind::Ident(p.as_str().to_string()),
@@ -896,7 +960,7 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn unescape(&mut self, span: Span, body: &str) -> String {
+    fn unescape(&mut self, body: &str) -> String {
         let mut out = String::with_capacity(body.len());
         let mut chars = body.chars();
         while let Some(c) = chars.next() {
@@ -913,15 +977,9 @@ impl<'a> Cx<'a> {
                 Some('\\') => out.push('\\'),
                 Some('u') => {
                     let hex: String = chars.by_ref().skip(1).take_while(|&c| c != '}').collect();
-                    match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
-                        Some(ch) => out.push(ch),
-                        None => self.diags.push(
-                            Diagnostic::error(
-                                "E0006",
-                                format!("invalid unicode escape `\\u{{{hex}}}`"),
-                            )
-                            .at(span, "not a Unicode scalar value"),
-                        ),
+                    // Invalid escapes were reported by the scanner.
+                    if let Some(ch) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                        out.push(ch);
                     }
                 }
                 _ => {}
@@ -1095,4 +1153,17 @@ impl<'a> Walker<'a> {
         }
         None
     }
+}
+
+/// The name an item would define, read from its first words (`fn name`, `pipeline name`).
+fn item_name(chunk: &str) -> Option<String> {
+    let mut words = chunk
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty());
+    while let Some(w) = words.next() {
+        if matches!(w, "fn" | "pipeline" | "op") {
+            return words.next().map(String::from);
+        }
+    }
+    None
 }

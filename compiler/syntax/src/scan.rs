@@ -107,7 +107,16 @@ pub fn scan(text: &str) -> Scan {
                 let mut closed = false;
                 while i < bytes.len() {
                     match bytes[i] {
-                        b'\\' => i += 2,
+                        b'\\' => {
+                            if let Some(msg) = bad_escape(&text[i..]) {
+                                diagnostics.push(
+                                    Diagnostic::error("E0006", msg)
+                                        .at(Span::new(i, (i + 2).min(bytes.len())), "invalid escape")
+                                        .help("the escapes are \\\" \\\\ \\n \\t \\r \\0 and \\u{hex} (1 to 6 hex digits)"),
+                                );
+                            }
+                            i += 2
+                        }
                         b'"' => {
                             i += 1;
                             closed = true;
@@ -162,17 +171,21 @@ pub fn scan(text: &str) -> Scan {
                             diagnostics.push(
                                 Diagnostic::error("E0001", format!("unclosed `{}`", open as char))
                                     .at(Span::new(at, at + 1), "this bracket is never closed")
-                                    .also(Span::new(i, i + 1), format!("`{}` closes an outer bracket here", b as char)),
+                                    .also(
+                                        Span::new(i, i + 1),
+                                        format!("`{}` closes an outer bracket here", b as char),
+                                    ),
                             );
                         }
                     }
                     Some(&(open, at)) => {
+                        // Nothing open matches this bracket: it is stray. Keep the open
+                        // ones, so one stray bracket does not unbalance the rest.
                         diagnostics.push(
-                            Diagnostic::error("E0001", format!("mismatched `{}`", b as char))
-                                .at(Span::new(i, i + 1), format!("expected the `{}` opened earlier to close first", open as char))
-                                .also(Span::new(at, at + 1), "opened here"),
+                            Diagnostic::error("E0001", format!("unmatched `{}`", b as char))
+                                .at(Span::new(i, i + 1), format!("nothing to close here (the innermost open bracket is `{}`)", open as char))
+                                .also(Span::new(at, at + 1), "innermost open bracket"),
                         );
-                        stack.pop();
                     }
                     None => {
                         diagnostics.push(
@@ -240,4 +253,30 @@ fn has_code(text: &str, start: usize, end: usize, comments: &[Comment]) -> bool 
         return true;
     }
     false
+}
+
+/// Why a backslash sequence at the start of `s` is not a valid escape, if it is not.
+fn bad_escape(s: &str) -> Option<String> {
+    let mut chars = s.chars();
+    chars.next();
+    match chars.next() {
+        Some('"' | '\\' | 'n' | 't' | 'r' | '0') => None,
+        Some('u') => {
+            let rest = &s[2..];
+            let Some(body) = rest.strip_prefix('{') else {
+                return Some("invalid escape `\\u`: write `\\u{hex}`".into());
+            };
+            let end = body.find('}')?;
+            let hex = &body[..end];
+            if hex.is_empty() || hex.len() > 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Some(format!("invalid unicode escape `\\u{{{hex}}}`"));
+            }
+            match u32::from_str_radix(hex, 16).ok().and_then(char::from_u32) {
+                Some(_) => None,
+                None => Some(format!("`\\u{{{hex}}}` is not a Unicode scalar value")),
+            }
+        }
+        Some(c) => Some(format!("invalid escape `\\{c}`")),
+        None => None,
+    }
 }

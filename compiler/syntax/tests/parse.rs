@@ -111,6 +111,8 @@ fn bad_input() {
 fn broken_statement_keeps_the_others() {
     let src = "pipeline other() {\n  let y = foo(\n  let z: Int = \"s\"\n}\n";
     let p = parse(src);
-    let ItemKind::Pipeline(pl) = &p.file.items.first().expect("pipeline recovered").kind else { panic!() };
+    let ItemKind::Pipeline(pl) = &p.file.items.first().expect("pipeline recovered").kind else {
+        panic!()
+    };
     assert_eq!(pl.stmts.len(), 1, "{:#?}", p.diagnostics);
 }

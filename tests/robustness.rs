@@ -544,7 +544,10 @@ fn format_roundtrip_here(bytes: &[u8]) {
 
 /// `cases` per property, unless `PROPTEST_CASES` asks for more (a longer local hunt).
 fn config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(cases);
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
     ProptestConfig {
         cases,
         // Keep failures out of the source tree; the seed is printed on failure anyway.
@@ -767,9 +770,16 @@ fn check_only(bytes: &[u8]) -> (Vec<Diagnostic>, Duration) {
 fn ten_megabytes_of_valid_pipelines() {
     let (text, n) = valid_pipelines(10 << 20);
     let (diagnostics, took) = check_only(text.as_bytes());
-    eprintln!("10 MB, {n} valid pipelines, check: {took:?}, {} diagnostics", diagnostics.len());
+    eprintln!(
+        "10 MB, {n} valid pipelines, check: {took:?}, {} diagnostics",
+        diagnostics.len()
+    );
     assert!(took < budget(20), "took {took:?}");
-    assert!(diagnostics.is_empty(), "{:?}", codes(&diagnostics[..diagnostics.len().min(10)]));
+    assert!(
+        diagnostics.is_empty(),
+        "{:?}",
+        codes(&diagnostics[..diagnostics.len().min(10)])
+    );
 }
 
 #[test]
@@ -831,7 +841,10 @@ fn ten_megabyte_expression_line() {
 /// One line holding a long list of op calls: wide rather than deep. Every call is an
 /// anonymous node of the same binding (`p.x/agc`, `p.x/agc#2`, ...).
 fn list_of_calls(n: usize) -> String {
-    format!("import seismic.agc\npipeline p() {{\n  let x = [{}]\n}}\n", "agc(1), ".repeat(n))
+    format!(
+        "import seismic.agc\npipeline p() {{\n  let x = [{}]\n}}\n",
+        "agc(1), ".repeat(n)
+    )
 }
 
 #[test]
@@ -847,7 +860,10 @@ fn thousand_calls_in_one_list() {
 fn ten_megabyte_line_of_calls() {
     let n = (10 << 20) / "agc(1), ".len();
     let (o, took) = timed(list_of_calls(n).as_bytes());
-    eprintln!("10 MB list line: {took:?}, {} diagnostics", o.diagnostics.len());
+    eprintln!(
+        "10 MB list line: {took:?}, {} diagnostics",
+        o.diagnostics.len()
+    );
     assert!(took < budget(20), "took {took:?}");
 }
 

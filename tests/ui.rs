@@ -82,7 +82,7 @@ fn expectations(src: &str) -> (Vec<Expect>, Vec<(String, String)>, bool) {
                 code,
                 text,
             });
-            rest = &after[..];
+            rest = after;
         }
     }
     (exp, sets, plan)

@@ -175,7 +175,11 @@ mod tests {
         let text = "ab\ncé\n\nxyz";
         let lines = super::Lines::new(text);
         for off in 0..=text.len() + 2 {
-            assert_eq!(lines.line_col(off), mlp_diagnostics::line_col(text, off), "offset {off}");
+            assert_eq!(
+                lines.line_col(off),
+                mlp_diagnostics::line_col(text, off),
+                "offset {off}"
+            );
         }
     }
 }

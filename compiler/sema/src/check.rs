@@ -237,11 +237,16 @@ impl<'a> Checker<'a> {
         // Whatever this import fails to bring in is poisoned, not unknown.
         let poison = |c: &mut Checker| {
             let names: Vec<&ast::Ident> = match &imp.names {
-                Some(ns) => ns.iter().map(|n| n.alias.as_ref().unwrap_or(&n.name)).collect(),
+                Some(ns) => ns
+                    .iter()
+                    .map(|n| n.alias.as_ref().unwrap_or(&n.name))
+                    .collect(),
                 None => imp.alias.iter().chain(imp.path.last()).take(1).collect(),
             };
             for n in names {
-                c.imports.entry(n.name.clone()).or_insert(Imported::Poisoned);
+                c.imports
+                    .entry(n.name.clone())
+                    .or_insert(Imported::Poisoned);
             }
         };
         if let Some(names) = &imp.names {
@@ -313,7 +318,9 @@ impl<'a> Checker<'a> {
                 ));
             }
             self.diags.push(d);
-            self.imports.entry(alias.name.clone()).or_insert(Imported::Poisoned);
+            self.imports
+                .entry(alias.name.clone())
+                .or_insert(Imported::Poisoned);
             return;
         }
         if define(self, alias) {
@@ -797,9 +804,12 @@ impl<'a> Checker<'a> {
         for p in &f.params {
             if let Some(prev) = seen.insert(&p.name.name, p.name.span) {
                 self.diags.push(
-                    Diagnostic::error("E0103", format!("parameter `{}` is declared twice", p.name.name))
-                        .at(p.name.span, "declared again here")
-                        .also(prev, "first declared here"),
+                    Diagnostic::error(
+                        "E0103",
+                        format!("parameter `{}` is declared twice", p.name.name),
+                    )
+                    .at(p.name.span, "declared again here")
+                    .also(prev, "first declared here"),
                 );
             }
             let ty = self.ty_of(&p.ty, &mut inst, None);
@@ -873,9 +883,12 @@ impl<'a> Checker<'a> {
         if matches!(self.sub.shallow(ty), Ty::Date) && matches!(v.ty, Ty::Str) {
             if !v.val.as_str().is_some_and(valid_date) {
                 self.diags.push(
-                    Diagnostic::error("E0211", format!("`--set {}={text}`: not a date", param.name.name))
-                        .at(param.name.span, "the parameter is a `Date`")
-                        .help("write dates as YYYY-MM-DD"),
+                    Diagnostic::error(
+                        "E0211",
+                        format!("`--set {}={text}`: not a date", param.name.name),
+                    )
+                    .at(param.name.span, "the parameter is a `Date`")
+                    .help("write dates as YYYY-MM-DD"),
                 );
                 return Typed::unknown(param.span);
             }
@@ -916,7 +929,8 @@ impl<'a> Checker<'a> {
                 span,
             } => {
                 let n = name.name.as_str();
-                let takes_args = n == "Table" || domain_arity(n).is_some() || ARROW_TYPES.contains(&n);
+                let takes_args =
+                    n == "Table" || domain_arity(n).is_some() || ARROW_TYPES.contains(&n);
                 let known = inst.generics.contains_key(n)
                     || QKind::from_name(n).is_some()
                     || PRIMITIVES.contains(&n)
@@ -1114,7 +1128,9 @@ impl<'a> Checker<'a> {
 
     /// `Some(fits)` when `v` is a string constant offered as a `Date`.
     pub fn date_literal(&mut self, expected: &Ty, v: &Typed, at: Span) -> Option<bool> {
-        if !matches!(self.sub.shallow(expected), Ty::Date) || !matches!(self.sub.shallow(&v.ty), Ty::Str) {
+        if !matches!(self.sub.shallow(expected), Ty::Date)
+            || !matches!(self.sub.shallow(&v.ty), Ty::Str)
+        {
             return None;
         }
         let s = v.val.as_str()?;
@@ -1370,8 +1386,14 @@ pub(crate) fn valid_date(s: &str) -> bool {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
     }
-    let num = |r: std::ops::Range<usize>| s.get(r).filter(|t| t.bytes().all(|c| c.is_ascii_digit())).and_then(|t| t.parse::<u32>().ok());
-    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else { return false };
+    let num = |r: std::ops::Range<usize>| {
+        s.get(r)
+            .filter(|t| t.bytes().all(|c| c.is_ascii_digit()))
+            .and_then(|t| t.parse::<u32>().ok())
+    };
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let days = match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,

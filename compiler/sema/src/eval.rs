@@ -443,7 +443,8 @@ impl<'a> Checker<'a> {
             }
             (UnOp::Neg, Ty::Int | Ty::Float | Ty::Quantity(_)) => {
                 let val = match t.val.as_const() {
-                    Some(Value::Number(n)) if n.is_i64() => match n.as_i64().unwrap().checked_neg() {
+                    Some(Value::Number(n)) if n.is_i64() => match n.as_i64().unwrap().checked_neg()
+                    {
                         Some(v) => Val::Const(json!(v)),
                         None => {
                             self.diags.push(
@@ -840,11 +841,16 @@ impl<'a> Checker<'a> {
                         b.t.ty = Ty::Unknown;
                         b.t.val = Val::Unknown;
                     }
-                } else if matches!(b.t.ty, Ty::Columns) && !matches!(self.sub.shallow(&pt), Ty::Columns) {
+                } else if matches!(b.t.ty, Ty::Columns)
+                    && !matches!(self.sub.shallow(&pt), Ty::Columns)
+                {
                     self.diags.push(
-                        Diagnostic::error("E0201", "a column block is only valid as the argument of `derive`")
-                            .at(b.span, "column block here")
-                            .help("write `table.derive { name = expression }`"),
+                        Diagnostic::error(
+                            "E0201",
+                            "a column block is only valid as the argument of `derive`",
+                        )
+                        .at(b.span, "column block here")
+                        .help("write `table.derive { name = expression }`"),
                     );
                     let b = bound[i].as_mut().unwrap();
                     b.t.ty = Ty::Unknown;
@@ -875,14 +881,21 @@ impl<'a> Checker<'a> {
         };
         // A parameter that sizes a dimension must be positive.
         for name in &inst.used_as_dim {
-            let Some(i) = decl.params.iter().position(|p| &p.name.name == name) else { continue };
+            let Some(i) = decl.params.iter().position(|p| &p.name.name == name) else {
+                continue;
+            };
             if let Some(b) = &bound[i] {
                 if let Some(v) = b.t.val.as_i64() {
                     if v <= 0 {
                         self.diags.push(
-                            Diagnostic::error("E0210", format!("`{name}` sizes a dimension and must be positive, found {v}"))
-                                .at(b.span, "not a valid size")
-                                .help(format!("give `{name}` a value of at least 1")),
+                            Diagnostic::error(
+                                "E0210",
+                                format!(
+                                    "`{name}` sizes a dimension and must be positive, found {v}"
+                                ),
+                            )
+                            .at(b.span, "not a valid size")
+                            .help(format!("give `{name}` a value of at least 1")),
                         );
                         return Typed::unknown(span);
                     }

@@ -103,30 +103,48 @@ impl<'a> Checker<'a> {
                 }
                 let tz = arg("timezone")?;
                 if let Some(z) = tz.t.val.as_str() {
-                    let ok = z == "UTC" || (z.contains('/') && z.split('/').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))));
+                    let ok = z == "UTC"
+                        || (z.contains('/')
+                            && z.split('/').all(|p| {
+                                !p.is_empty()
+                                    && p.chars()
+                                        .all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))
+                            }));
                     if !ok {
                         self.diags.push(
-                            Diagnostic::error("E0210", format!("`{z}` is not an IANA time zone name"))
-                                .at(tz.span, "expected Area/City")
-                                .help("write e.g. \"UTC\" or \"Europe/Berlin\""),
+                            Diagnostic::error(
+                                "E0210",
+                                format!("`{z}` is not an IANA time zone name"),
+                            )
+                            .at(tz.span, "expected Area/City")
+                            .help("write e.g. \"UTC\" or \"Europe/Berlin\""),
                         );
                         return Some(Err(()));
                     }
                 }
                 None
             }
-            "text.fixed" | "text.recursive" | "text.sentences" | "text.markdown_sections" | "text.tokens" => {
+            "text.fixed"
+            | "text.recursive"
+            | "text.sentences"
+            | "text.markdown_sections"
+            | "text.tokens" => {
                 let size = arg("size")?;
                 let overlap = arg("overlap")?;
-                let (Some(s), Some(o)) = (size.t.val.as_const(), overlap.t.val.as_const()) else { return None };
+                let (Some(s), Some(o)) = (size.t.val.as_const(), overlap.t.val.as_const()) else {
+                    return None;
+                };
                 let (su, ou) = (s.get("unit")?.as_str()?, o.get("unit")?.as_str()?);
                 let (sv, ov) = (s.get("value")?.as_f64()?, o.get("value")?.as_f64()?);
                 if su != ou {
                     self.diags.push(
-                        Diagnostic::error("E0202", format!("size is in {su} but overlap is in {ou}"))
-                            .at(overlap.span, format!("in {ou}"))
-                            .also(size.span, format!("in {su}"))
-                            .help(format!("give both in {su}")),
+                        Diagnostic::error(
+                            "E0202",
+                            format!("size is in {su} but overlap is in {ou}"),
+                        )
+                        .at(overlap.span, format!("in {ou}"))
+                        .also(size.span, format!("in {su}"))
+                        .help(format!("give both in {su}")),
                     );
                     return Some(Err(()));
                 }
@@ -379,7 +397,10 @@ impl<'a> Checker<'a> {
         };
         // Layer stacks take their input kind from the data (their declared input was
         // symbolic), so a mismatch is reported by the layer that cannot take it.
-        let stack = matches!(cfg.get("fn").and_then(|f| f.as_str()), Some("nn.sequential" | "nn.autoencoder"));
+        let stack = matches!(
+            cfg.get("fn").and_then(|f| f.as_str()),
+            Some("nn.sequential" | "nn.autoencoder")
+        );
         let kinds_differ = !matches!((&declared_in, &data_as_input), (Ty::Domain(a, _), Ty::Domain(b, _)) if a == b);
         if stack && kinds_differ && matches!(data_as_input, Ty::Domain(..)) {
             // fall through to the shape rules with the data's own type
@@ -471,7 +492,9 @@ impl<'a> Checker<'a> {
                 if !dec.is_empty() {
                     let back = self.apply_layers(&dec, code.clone())?;
                     let same = match (&back, &shape) {
-                        (Shape::Vec(a), Shape::Vec(b)) => self.sub.unify_dim(*a, *b, Span::default()),
+                        (Shape::Vec(a), Shape::Vec(b)) => {
+                            self.sub.unify_dim(*a, *b, Span::default())
+                        }
                         (Shape::Image(a, b, c), Shape::Image(x, y, z)) => {
                             self.sub.unify_dim(*a, *x, Span::default())
                                 && self.sub.unify_dim(*b, *y, Span::default())
@@ -482,7 +505,12 @@ impl<'a> Checker<'a> {
                     if !same {
                         let show = |c: &Checker, s: &Shape| match s {
                             Shape::Vec(k) => format!("vectors of {}", c.sub.show_dim(*k)),
-                            Shape::Image(a, b, d) => format!("images of {}×{}×{}", c.sub.show_dim(*a), c.sub.show_dim(*b), c.sub.show_dim(*d)),
+                            Shape::Image(a, b, d) => format!(
+                                "images of {}×{}×{}",
+                                c.sub.show_dim(*a),
+                                c.sub.show_dim(*b),
+                                c.sub.show_dim(*d)
+                            ),
                         };
                         return Err((
                             format!("the decoder produces {}, but the input is {}: an autoencoder must reconstruct its input", show(self, &back), show(self, &shape)),
@@ -529,7 +557,11 @@ impl<'a> Checker<'a> {
                         (Dim::Const(c), Dim::Const(h), Dim::Const(w)) => {
                             match c.checked_mul(h).and_then(|x| x.checked_mul(w)) {
                                 Some(k) => Shape::Vec(Dim::Const(k)),
-                                None => return Err(at("the flattened size does not fit in 64 bits".into())),
+                                None => {
+                                    return Err(at(
+                                        "the flattened size does not fit in 64 bits".into()
+                                    ))
+                                }
                             }
                         }
                         _ => Shape::Vec(self.sub.fresh_dim("k")),
@@ -803,7 +835,9 @@ impl<'a> Checker<'a> {
                 // `lag(..)`, or `table.lag(..)` through the module's import alias.
                 let via_module = match &callee.kind {
                     ExprKind::Member { base, name } => match &base.kind {
-                        ExprKind::Ident(m) if matches!(self.imports.get(m), Some(crate::check::Imported::Module(x)) if *x == decl.module) => Some(&name.name),
+                        ExprKind::Ident(m) if matches!(self.imports.get(m), Some(crate::check::Imported::Module(x)) if *x == decl.module) => {
+                            Some(&name.name)
+                        }
                         _ => None,
                     },
                     _ => None,
@@ -1001,11 +1035,19 @@ fn valid_secret_name(s: &str) -> bool {
 /// Validates a five-field cron expression: each field a `*`, a number, a range `a-b`, a
 /// step `*/n` or `a-b/n`, or a comma-separated list of those, within the field's range.
 fn check_cron(e: &str) -> Result<(), String> {
-    const FIELDS: [(&str, u32, u32); 5] =
-        [("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7)];
+    const FIELDS: [(&str, u32, u32); 5] = [
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day of month", 1, 31),
+        ("month", 1, 12),
+        ("day of week", 0, 7),
+    ];
     let parts: Vec<&str> = e.split_whitespace().collect();
     if parts.len() != 5 {
-        return Err(format!("it has {} field(s), a cron expression has 5", parts.len()));
+        return Err(format!(
+            "it has {} field(s), a cron expression has 5",
+            parts.len()
+        ));
     }
     for (part, (name, lo, hi)) in parts.iter().zip(FIELDS) {
         for item in part.split(',') {
@@ -1026,10 +1068,15 @@ fn check_cron(e: &str) -> Result<(), String> {
                 Some((a, b)) => (a, b),
                 None => (range, range),
             };
-            let parse = |x: &str| x.parse::<u32>().map_err(|_| format!("`{x}` is not a number in the {name} field"));
+            let parse = |x: &str| {
+                x.parse::<u32>()
+                    .map_err(|_| format!("`{x}` is not a number in the {name} field"))
+            };
             let (a, b) = (parse(a)?, parse(b)?);
             if a < lo || b > hi || a > b {
-                return Err(format!("`{range}` is outside {lo}-{hi} in the {name} field"));
+                return Err(format!(
+                    "`{range}` is outside {lo}-{hi} in the {name} field"
+                ));
             }
         }
     }

@@ -887,7 +887,7 @@ impl<'a> Checker<'a> {
                         "E0211",
                         format!("`--set {}={text}`: not a date", param.name.name),
                     )
-                    .at(param.name.span, "the parameter is a `Date`")
+                    .at(param.name.span, "the parameter's type is `Date`")
                     .help("write dates as YYYY-MM-DD"),
                 );
                 return Typed::unknown(param.span);

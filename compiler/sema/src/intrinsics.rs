@@ -96,7 +96,7 @@ impl<'a> Checker<'a> {
                 if let Err(msg) = check_cron(e) {
                     self.diags.push(
                         Diagnostic::error("E0210", format!("invalid cron expression `{e}`: {msg}"))
-                            .at(b.span, "not a five-field cron expression")
+                            .at(b.span, "invalid cron expression")
                             .help("write minute hour day-of-month month day-of-week, e.g. \"0 6 1 * *\""),
                     );
                     return Some(Err(()));
@@ -136,16 +136,35 @@ impl<'a> Checker<'a> {
                 };
                 let (su, ou) = (s.get("unit")?.as_str()?, o.get("unit")?.as_str()?);
                 let (sv, ov) = (s.get("value")?.as_f64()?, o.get("value")?.as_f64()?);
-                if su != ou {
+                if decl.name == "tokens" && su != "tokens" {
                     self.diags.push(
-                        Diagnostic::error(
-                            "E0202",
-                            format!("size is in {su} but overlap is in {ou}"),
-                        )
-                        .at(overlap.span, format!("in {ou}"))
-                        .also(size.span, format!("in {su}"))
-                        .help(format!("give both in {su}")),
+                        Diagnostic::error("E0202", format!("a token chunker's size is in tokens, found {su}"))
+                            .at(size.span, format!("in {su}"))
+                            .help("write the size in tokens, e.g. `256 tokens`; use `fixed` or `recursive` to count characters"),
                     );
+                    return Some(Err(()));
+                }
+                if su != ou {
+                    // Point at what the user wrote; a default's span is the whole call.
+                    let mut d = Diagnostic::error(
+                        "E0202",
+                        format!("size is in {su} but overlap is in {ou}"),
+                    );
+                    d = if overlap.default {
+                        d.at(
+                            size.span,
+                            format!("in {su}; the default overlap is in {ou}"),
+                        )
+                    } else if size.default {
+                        d.at(
+                            overlap.span,
+                            format!("in {ou}; the default size is in {su}"),
+                        )
+                    } else {
+                        d.at(overlap.span, format!("in {ou}"))
+                            .also(size.span, format!("in {su}"))
+                    };
+                    self.diags.push(d.help(format!("give both in {su}")));
                     return Some(Err(()));
                 }
                 if sv < 1.0 {
@@ -662,7 +681,9 @@ impl<'a> Checker<'a> {
                     if size % 2 != 0 {
                         let lo = x / f * f;
                         let hi = lo.saturating_add(f);
-                        let near = if lo > 0 {
+                        let near = if x > 1 << 40 {
+                            "a smaller size".to_string()
+                        } else if lo > 0 {
                             format!("{lo} or {hi}")
                         } else {
                             hi.to_string()

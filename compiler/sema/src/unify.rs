@@ -135,12 +135,16 @@ impl Subst {
             (Dim::Var(a), Dim::Var(b)) if a == b => true,
             (Dim::Var(a), other) => {
                 self.dims[a as usize] = Some(other);
-                self.dim_origin.entry(a).or_insert(at);
+                if !at.is_empty() {
+                    self.dim_origin.entry(a).or_insert(at);
+                }
                 true
             }
             (other, Dim::Var(b)) => {
                 self.dims[b as usize] = Some(other);
-                self.dim_origin.entry(b).or_insert(at);
+                if !at.is_empty() {
+                    self.dim_origin.entry(b).or_insert(at);
+                }
                 true
             }
         }

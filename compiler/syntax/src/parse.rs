@@ -1034,22 +1034,32 @@ fn find_body_open(chunk: &str) -> Option<usize> {
     None
 }
 
+/// The `}` closing the `{` at `open`. Brackets are matched by kind, and a stray closer
+/// that matches nothing open is skipped (the scanner reports it), so `let x = 1)` does
+/// not end the pipeline early.
 fn matching_close(chunk: &str, open: usize) -> Option<usize> {
-    let mut depth = 0i32;
+    let mut stack: Vec<u8> = Vec::new();
     let mut it = Walker::new(chunk);
     it.i = open;
     while let Some((i, b)) = it.next_code() {
         match b {
-            b'(' | b'[' | b'{' => depth += 1,
+            b'(' | b'[' | b'{' => stack.push(b),
             b')' | b']' | b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
+                let want = match b {
+                    b')' => b'(',
+                    b']' => b'[',
+                    _ => b'{',
+                };
+                if let Some(pos) = stack.iter().rposition(|&o| o == want) {
+                    stack.truncate(pos);
+                    if stack.is_empty() {
+                        return Some(i);
+                    }
                 }
             }
             _ => {}
         }
-        if depth > MAX_NESTING as i32 * 2 {
+        if stack.len() > MAX_NESTING * 2 {
             return None;
         }
     }

@@ -85,6 +85,7 @@ fn compile_here(bytes: &[u8], overrides: Vec<(String, String)>) -> Outcome {
     check_all(bytes.len(), &parsed.diagnostics, "parse");
     let diagnostics = mlp_db::diagnostics(&db, file).clone();
     check_all(bytes.len(), &diagnostics, "diagnostics");
+    let no_overrides = overrides.is_empty();
     let request = PlanRequest::new(&db, file, overrides);
     let plan = match mlp_db::plan(&db, request) {
         Ok(plan) => {
@@ -102,9 +103,9 @@ fn compile_here(bytes: &[u8], overrides: Vec<(String, String)>) -> Outcome {
             Err(ds.clone())
         }
     };
-    // A file whose check is clean of errors must not fail to plan on syntax (and vice versa
-    // a syntax error must stop the plan): the two queries agree on what is an error.
-    if diagnostics.iter().any(|d| d.is_error()) {
+    // An error in the file's diagnostics stops the plan (with the parameters' defaults;
+    // an override may legitimately fix a value that the defaults make wrong).
+    if no_overrides && diagnostics.iter().any(|d| d.is_error()) {
         assert!(
             plan.is_err(),
             "errors {:?} but a plan was made",
@@ -127,7 +128,7 @@ fn check_all(len: usize, ds: &[Diagnostic], query: &str) {
 /// Every diagnostic has a documented code and labels inside the file.
 fn check_diagnostic(len: usize, d: &Diagnostic, query: &str) {
     assert!(
-        mlp_diagnostics::page(&d.code).is_some() || skip_page_check(),
+        mlp_diagnostics::page(&d.code).is_some(),
         "{query}: diagnostic code {} has no page in spec/diagnostics/ ({:?})",
         d.code,
         d.message
@@ -148,12 +149,6 @@ fn check_diagnostic(len: usize, d: &Diagnostic, query: &str) {
             l.span
         );
     }
-}
-
-/// `MLP_ROBUSTNESS_SKIP_PAGES=1` relaxes the page check alone, for running the rest of the
-/// suite while spec/diagnostics/ is incomplete. Off by default.
-fn skip_page_check() -> bool {
-    std::env::var_os("MLP_ROBUSTNESS_SKIP_PAGES").is_some_and(|v| v == "1")
 }
 
 /// The example pipelines, read once.
@@ -179,180 +174,38 @@ fn examples() -> &'static [(String, Vec<u8>)] {
 }
 
 /// Tokens of the language (and a few near misses) that mutations drop into files.
+#[rustfmt::skip]
 const VOCAB: &[&str] = &[
     // keywords
-    "import",
-    "pipeline",
-    "fn",
-    "op",
-    "let",
-    "output",
-    "deploy",
-    "schedule",
-    "true",
-    "false",
+    "import", "pipeline", "fn", "op", "let", "output", "deploy", "schedule", "true", "false",
     "as",
     // punctuation and operators
-    "(",
-    ")",
-    "[",
-    "]",
-    "{",
-    "}",
-    ",",
-    ":",
-    ".",
-    "->",
-    "=",
-    "==",
-    "!=",
-    "<",
-    "<=",
-    ">",
-    ">=",
-    "+",
-    "-",
-    "*",
-    "/",
-    "!",
-    "&&",
-    "||",
-    "@",
-    "\"",
-    "//",
-    "///",
-    "//!",
-    "\n",
-    "\t",
-    "\r\n",
-    " ",
-    "_",
-    "<T>",
+    "(", ")", "[", "]", "{", "}", ",", ":", ".", "->", "=", "==", "!=", "<", "<=", ">", ">=",
+    "+", "-", "*", "/", "!", "&&", "||", "@", "\"", "//", "///", "//!", "\n", "\t", "\r\n",
+    " ", "_", "<T>",
     // numbers and quantities
-    "0",
-    "1",
-    "-1",
-    "32",
-    "1e-3",
-    "2.5E+4",
-    "1_000_000",
-    "99999999999999999999",
-    "1e999",
-    "0.",
-    "4 ms",
-    "4ms",
-    "500 ms",
-    "16 GiB",
-    "256 tokens",
-    "100/s",
-    "5/min",
-    "10 %",
-    "25 Hz",
-    "12.5 m",
-    "1 d",
-    "1 w",
-    "3 kHz",
+    "0", "1", "-1", "32", "1e-3", "2.5E+4", "1_000_000", "99999999999999999999", "1e999",
+    "0.", "4 ms", "4ms", "500 ms", "16 GiB", "256 tokens", "100/s", "5/min", "10 %", "25 Hz",
+    "12.5 m", "1 d", "1 w", "3 kHz",
     // units on their own
-    "ms",
-    "s",
-    "min",
-    "h",
-    "d",
-    "w",
-    "Hz",
-    "kHz",
-    "GiB",
-    "MB",
-    "B",
-    "bytes",
-    "%",
-    "tokens",
-    "chars",
-    "m",
-    "km",
-    "ft",
+    "ms", "s", "min", "h", "d", "w", "Hz", "kHz", "GiB", "MB", "B", "bytes", "%", "tokens",
+    "chars", "m", "km", "ft",
     // strings
-    "\"out/x.npy\"",
-    "\"out/x.sgy\"",
-    "\"out/x.csv\"",
-    "\"a\\tb\\n\"",
-    "\"\\u{1F600}\"",
-    "\"\\u{110000}\"",
-    "\"\\q\"",
-    "\"unterminated",
-    "\"0 6 1 * *\"",
+    "\"out/x.npy\"", "\"out/x.sgy\"", "\"out/x.csv\"", "\"a\\tb\\n\"", "\"\\u{1F600}\"",
+    "\"\\u{110000}\"", "\"\\q\"", "\"unterminated", "\"0 6 1 * *\"",
     // names from the standard library and the examples
-    "seismic",
-    "nn",
-    "vector",
-    "table",
-    "text",
-    "embed",
-    "forecast",
-    "serve",
-    "tracking",
-    "io",
-    "core",
-    "segy",
-    "synthetic",
-    "traces",
-    "patches",
-    "stitch",
-    "agc",
-    "bandpass",
-    "rms_normalize",
-    "hnsw",
-    "retrieve",
-    "exact",
-    "dense",
-    "relu",
-    "adam",
-    "mse",
-    "train",
-    "autoencoder",
-    "unet",
-    "csv",
-    "derive",
-    "series",
-    "lag",
-    "theta",
-    "every",
-    "cron",
-    "secret",
-    "survey",
-    "volume",
-    "cube",
-    "dim",
-    "seed",
-    "fit",
-    "index",
-    "x",
-    "self",
+    "seismic", "nn", "vector", "table", "text", "embed", "forecast", "serve", "tracking", "io",
+    "core", "segy", "synthetic", "traces", "patches", "stitch", "agc", "bandpass",
+    "rms_normalize", "hnsw", "retrieve", "exact", "dense", "relu", "adam", "mse", "train",
+    "autoencoder", "unet", "csv", "derive", "series", "lag", "theta", "every", "cron",
+    "secret", "survey", "volume", "cube", "dim", "seed", "fit", "index", "x", "self",
     // types
-    "Int",
-    "Float",
-    "Str",
-    "Path",
-    "Bool",
-    "Volume[il, xl, t]",
-    "Traces[n, t]",
-    "Tensor[1, 128, 128]",
-    "Index[32]",
-    "Table{month: Date}",
-    "[Layer]",
-    "Duration",
+    "Int", "Float", "Str", "Path", "Bool", "Volume[il, xl, t]", "Traces[n, t]",
+    "Tensor[1, 128, 128]", "Index[32]", "Table{month: Date}", "[Layer]", "Duration",
     // attributes
-    "@version(2)",
-    "@device(\"gpu\")",
-    "@resources(memory: 4 GiB)",
+    "@version(2)", "@device(\"gpu\")", "@resources(memory: 4 GiB)",
     // non-ASCII and control characters
-    "é",
-    "∞",
-    "😀",
-    "\u{feff}",
-    "\u{0}",
-    "\u{7f}",
-    "\u{2028}",
+    "é", "∞", "😀", "\u{feff}", "\u{0}", "\u{7f}", "\u{2028}",
 ];
 
 #[derive(Clone, Debug)]
@@ -511,6 +364,37 @@ fn soup_in_pipeline() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// An example with whitespace and comments added next to existing whitespace: mostly
+/// still valid, so it reaches the formatter (comment placement, blank lines, long lines).
+fn reflowed_example() -> impl Strategy<Value = Vec<u8>> {
+    const TRIVIA: &[&str] = &[
+        " ",
+        "\n",
+        "\n\n",
+        "\t",
+        "  // note\n",
+        "\n/// doc\n",
+        "\n// c\n\n",
+        "\r\n",
+    ];
+    (
+        0..examples().len(),
+        prop::collection::vec((any::<usize>(), 0..TRIVIA.len()), 1..12),
+    )
+        .prop_map(|(i, edits)| {
+            let mut buf = examples()[i].1.clone();
+            for (at, t) in edits {
+                let spaces: Vec<usize> = (0..buf.len())
+                    .filter(|&k| buf[k] == b' ' || buf[k] == b'\n')
+                    .collect();
+                if let Some(&k) = spaces.get(at % spaces.len().max(1)) {
+                    buf.splice(k..k, TRIVIA[t].bytes());
+                }
+            }
+            buf
+        })
+}
+
 /// Formats a file that parses cleanly; if the formatter accepts it, formatting again must
 /// change nothing, and the result must still parse without errors.
 fn format_roundtrip(bytes: &[u8]) {
@@ -593,6 +477,11 @@ proptest! {
 
     #[test]
     fn formatter_never_panics_on_mutated_examples(bytes in mutated_example()) {
+        format_roundtrip(&bytes);
+    }
+
+    #[test]
+    fn formatter_never_panics_on_reflowed_examples(bytes in reflowed_example()) {
         format_roundtrip(&bytes);
     }
 
@@ -752,52 +641,13 @@ fn valid_pipelines(bytes: usize) -> (String, usize) {
     (text, i)
 }
 
-/// Parse + check only (what `mlp check` does), with the same invariants as [`compile`].
-fn check_only(bytes: &[u8]) -> (Vec<Diagnostic>, Duration) {
-    let bytes = bytes.to_vec();
-    on_cli_stack(move || {
-        let t = Instant::now();
-        let db = Database::new();
-        let file = SourceFile::new(&db, "robustness/input.mlp".to_string(), bytes.clone());
-        let diagnostics = mlp_db::diagnostics(&db, file).clone();
-        let took = t.elapsed();
-        check_all(bytes.len(), &diagnostics, "diagnostics");
-        (diagnostics, took)
-    })
-}
-
 #[test]
 fn ten_megabytes_of_valid_pipelines() {
-    let (text, n) = valid_pipelines(10 << 20);
-    let (diagnostics, took) = check_only(text.as_bytes());
-    eprintln!(
-        "10 MB, {n} valid pipelines, check: {took:?}, {} diagnostics",
-        diagnostics.len()
-    );
-    assert!(took < budget(20), "took {took:?}");
-    assert!(
-        diagnostics.is_empty(),
-        "{:?}",
-        codes(&diagnostics[..diagnostics.len().min(10)])
-    );
-}
-
-#[test]
-#[ignore = "slow path: planning is quadratic in the file size (mlp_lower calls line_col, a scan from the file's start, for every node); 1 MB of pipelines plans in 5.3 s in release, 10 MB in minutes"]
-fn ten_megabytes_of_valid_pipelines_plan() {
     let (text, n) = valid_pipelines(10 << 20);
     let (o, took) = timed(text.as_bytes());
     eprintln!("10 MB, {n} valid pipelines, check + plan: {took:?}");
     assert!(took < budget(20), "took {took:?}");
-    assert!(o.plan.is_ok(), "{:?}", o.plan_codes());
-}
-
-#[test]
-fn hundred_kilobytes_of_valid_pipelines_plan() {
-    let (text, n) = valid_pipelines(100 << 10);
-    let (o, took) = timed(text.as_bytes());
-    eprintln!("100 KB, {n} valid pipelines, check + plan: {took:?}");
-    assert!(took < budget(2), "took {took:?}");
+    assert_eq!(o.errors(), 0, "{:?}", &o.codes()[..o.codes().len().min(10)]);
     assert!(o.plan.is_ok(), "{:?}", o.plan_codes());
 }
 
@@ -856,7 +706,7 @@ fn thousand_calls_in_one_list() {
 }
 
 #[test]
-#[ignore = "slow path: quadratic in the number of anonymous nodes of one binding (Checker::unique_id probes `base#2`, `base#3`, ... from 2 each time); 10,000 calls take 6.7 s in release, the 10 MB line (1.3 million calls) does not finish"]
+#[ignore = "slow path: planning is quadratic in the length of one line (mlp_lower's Lines::line_col counts the characters from the line's start for every node); 100,000 calls on one line plan in 2.9 s in release, this 10 MB line (1.3 million calls) takes minutes"]
 fn ten_megabyte_line_of_calls() {
     let n = (10 << 20) / "agc(1), ".len();
     let (o, took) = timed(list_of_calls(n).as_bytes());
@@ -948,7 +798,7 @@ fn hundred_thousand_term_sum() {
 /// 511-term sum (and of 1,000 `!`), so the tree is ~30,000 levels deep although no
 /// expression has more than MAX_EXPR_PARTS parts and no bracket nests deeper than 64.
 #[test]
-#[ignore = "stack overflow: a ~30,000-deep tree within MAX_NESTING and MAX_EXPR_PARTS overflows the CLI's 256 MiB stack in debug builds and 8 MiB in release (passes on 256 MiB in release)"]
+#[ignore = "stack overflow: a ~30,000-deep tree within MAX_NESTING and MAX_EXPR_PARTS overflows the CLI's 256 MiB stack in debug builds (and an 8 MiB one in release; it passes on 256 MiB in release)"]
 fn deepest_tree_within_the_limits() {
     let mut sum = String::from("1");
     let mut not = String::from("true");
@@ -982,7 +832,7 @@ fn ten_thousand_unary_minus() {
 }
 
 #[test]
-#[ignore = "stack overflow: a 5,000-step member chain `a.b.b...` overflows an 8 MiB stack and 100,000 steps overflow even the CLI's 256 MiB (postfix steps are not counted by MAX_EXPR_PARTS)"]
+#[ignore = "stack overflow: postfix steps are not counted by MAX_EXPR_PARTS, so `a.b.b.b...` has no limit; 70,000 steps overflow the CLI's 256 MiB stack (release), 3,000 steps an 8 MiB one"]
 fn hundred_thousand_member_chain() {
     let expr = format!("a{}", ".b".repeat(100_000));
     let (o, took) = timed(in_pipeline(&expr).as_bytes());
@@ -1130,7 +980,7 @@ fn deep_fn_composition() {
 }
 
 #[test]
-#[ignore = "slow path and stack overflow: a 2,000-deep fn chain takes ~20 s in release (cubic: every fn body is expanded standalone, each expansion clones the body and scans the call stack) and overflows an 8 MiB stack"]
+#[ignore = "slow path: a 2,000-deep fn chain checks in ~23 s in release, ~57 s in debug (cubic: every fn body is also checked standalone, expanding the whole chain below it, and each expansion clones the body and scans the expansion stack); it also overflows an 8 MiB stack"]
 fn two_thousand_deep_fn_composition() {
     let (o, took) = timed(fn_chain(2_000).as_bytes());
     eprintln!("2,000-deep fn composition: {took:?}, {:?}", o.codes());

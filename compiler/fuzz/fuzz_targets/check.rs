@@ -34,15 +34,24 @@ fn run(data: &[u8]) {
     check_all(data.len(), diagnostics);
     let request = PlanRequest::new(&db, file, Vec::new());
     match mlp_db::plan(&db, request) {
-        Ok(_) => assert!(!diagnostics.iter().any(|d| d.is_error()), "a plan despite errors"),
+        Ok(_) => assert!(
+            !diagnostics.iter().any(|d| d.is_error()),
+            "a plan despite errors"
+        ),
         Err(errors) => {
             assert!(!errors.is_empty(), "a failed plan without a diagnostic");
             check_all(data.len(), errors);
         }
     }
 
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    if mlp_syntax::parse(text).diagnostics.iter().any(|d| d.is_error()) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if mlp_syntax::parse(text)
+        .diagnostics
+        .iter()
+        .any(|d| d.is_error())
+    {
         return;
     }
     if let Ok(once) = mlp_fmt::format_source(text) {
@@ -53,7 +62,11 @@ fn run(data: &[u8]) {
 
 fn check_all(len: usize, diagnostics: &[Diagnostic]) {
     for d in diagnostics {
-        assert!(mlp_diagnostics::page(&d.code).is_some(), "{} has no page in spec/diagnostics/", d.code);
+        assert!(
+            mlp_diagnostics::page(&d.code).is_some(),
+            "{} has no page in spec/diagnostics/",
+            d.code
+        );
         for l in d.labels.iter().filter(|l| l.file.is_none()) {
             assert!(
                 l.span.start <= l.span.end && l.span.end as usize <= len,

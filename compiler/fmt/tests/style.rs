@@ -261,7 +261,7 @@ pipeline trace_embeddings(survey: Path = "data/synthetic.sgy", dim: Int = 32) {
 fn syntax_errors_are_refused() {
     let err = format_source("pipeline p() {\n  let x = \n}\n").unwrap_err();
     assert!(err.message.contains("syntax error"), "{err}");
-    assert!(err.message.contains(" at 3:1"), "{err}");
+    assert!(err.message.contains(" at 2:10"), "{err}");
     let err = format_source("fn f(x: Int) -> Int { x }\nfn (").unwrap_err();
     assert!(err.message.contains("syntax error"), "{err}");
     let err = format_source("pipeline p() { let s = \"abc }\n").unwrap_err();

@@ -147,13 +147,20 @@ fn split(v: &Val, path: &str, inputs: &mut Vec<Input>) -> Value {
 struct Lines<'a> {
     text: &'a str,
     starts: Vec<usize>,
+    /// The last lookup (offset, line, column): nodes come mostly in source order, so
+    /// counting characters from there keeps long lines linear.
+    last: std::cell::Cell<(usize, usize, usize)>,
 }
 
 impl<'a> Lines<'a> {
     fn new(text: &'a str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Lines { text, starts }
+        Lines {
+            text,
+            starts,
+            last: std::cell::Cell::new((0, 1, 1)),
+        }
     }
 
     /// 1-based line and column (in characters), as `mlp_diagnostics::line_col` computes them.
@@ -164,7 +171,14 @@ impl<'a> Lines<'a> {
         }
         let line = self.starts.partition_point(|&s| s <= off);
         let start = self.starts[line - 1];
-        (line, self.text[start..off].chars().count() + 1)
+        let (last_off, last_line, last_col) = self.last.get();
+        let col = if last_line == line && last_off <= off && last_off >= start {
+            last_col + self.text[last_off..off].chars().count()
+        } else {
+            self.text[start..off].chars().count() + 1
+        };
+        self.last.set((off, line, col));
+        (line, col)
     }
 }
 

@@ -82,6 +82,10 @@ pub(crate) struct Checker<'a> {
     pub default_stack: Vec<String>,
     /// Next `#n` suffix per node id base (see `unique_id`).
     pub id_suffix: HashMap<String, usize>,
+    /// User compositions that call themselves, directly or through others (reported once).
+    pub recursive_fns: HashSet<String>,
+    /// True while a composition is checked on its own (`check_fn_standalone`).
+    pub standalone: bool,
 }
 
 /// Checks a parsed file. `overrides` are `--set name=value` pairs for pipeline parameters.
@@ -107,11 +111,14 @@ pub fn check(path: &str, text: &str, parsed: &Parsed, overrides: &[(String, Stri
         output_paths: HashMap::new(),
         default_stack: Vec::new(),
         id_suffix: HashMap::new(),
+        recursive_fns: HashSet::new(),
+        standalone: false,
     };
     for name in &parsed.broken {
         c.imports.entry(name.clone()).or_insert(Imported::Poisoned);
     }
     c.resolve_items(file);
+    c.find_recursive_fns(file);
     let mut pipelines = Vec::new();
     let mut used_overrides = HashSet::new();
     for item in &file.items {
@@ -789,11 +796,72 @@ impl<'a> Checker<'a> {
         self.top_span = None;
     }
 
+    /// Reports each cycle of compositions calling each other once, and remembers its members.
+    fn find_recursive_fns(&mut self, file: &ast::File) {
+        let fns: Vec<&ast::FnDecl> = file
+            .items
+            .iter()
+            .filter_map(|i| match &i.kind {
+                ItemKind::Fn(f) if f.body.is_some() && self.user_fns.contains_key(&f.name.name) => {
+                    Some(f)
+                }
+                _ => None,
+            })
+            .collect();
+        let index: HashMap<&str, usize> = fns
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.name.as_str(), i))
+            .collect();
+        let deps: Vec<Vec<usize>> = fns
+            .iter()
+            .map(|f| {
+                let mut names = Vec::new();
+                let body = f.body.as_ref().unwrap();
+                for l in &body.lets {
+                    free_names(&l.value, &mut names);
+                }
+                free_names(&body.result, &mut names);
+                let mut d: Vec<usize> = names
+                    .iter()
+                    .filter_map(|n| index.get(n.as_str()).copied())
+                    .collect();
+                d.sort();
+                d.dedup();
+                d
+            })
+            .collect();
+        let (_, cycles) = topo_order(&deps, &vec![true; fns.len()]);
+        for cycle in cycles {
+            let names: Vec<&str> = cycle.iter().map(|&i| fns[i].name.name.as_str()).collect();
+            let first = fns[cycle[0]];
+            let msg = if names.len() == 1 {
+                format!("`{}` calls itself", names[0])
+            } else {
+                format!(
+                    "compositions call each other in a cycle: {} -> {}",
+                    names.join(" -> "),
+                    names[0]
+                )
+            };
+            let mut d = Diagnostic::error("E0108", msg).at(first.name.span, "recursive");
+            for &i in cycle.iter().skip(1) {
+                d = d.also(fns[i].name.span, "part of the cycle");
+            }
+            self.diags
+                .push(d.help("compositions are expanded at compile time and cannot recurse"));
+            for i in cycle {
+                self.recursive_fns.insert(fns[i].name.name.clone());
+            }
+        }
+    }
+
     fn check_fn_standalone(&mut self, f: &ast::FnDecl) {
         let saved = std::mem::take(&mut self.nodes);
         let saved_tys = std::mem::take(&mut self.node_tys);
         let saved_idx = std::mem::take(&mut self.node_index);
         let saved_p = std::mem::replace(&mut self.pipeline, format!("fn:{}", f.name.name));
+        self.standalone = true;
         let mut scope = Scope::default();
         let mut inst = Inst::default();
         for g in &f.generics {
@@ -844,6 +912,7 @@ impl<'a> Checker<'a> {
         self.node_tys = saved_tys;
         self.node_index = saved_idx;
         self.pipeline = saved_p;
+        self.standalone = false;
     }
 
     /// Parses a `--set name=value` override as a literal of the parameter's type.
@@ -1338,6 +1407,8 @@ pub fn prelude_problems() -> Vec<(String, Diagnostic)> {
             output_paths: HashMap::new(),
             default_stack: Vec::new(),
             id_suffix: HashMap::new(),
+            recursive_fns: HashSet::new(),
+            standalone: false,
         };
         for d in m.items.values() {
             let mut inst = Inst::default();

@@ -9,6 +9,9 @@ use mlp_diagnostics::{did_you_mean, Diagnostic, Span};
 use mlp_syntax::ast::{self, BinOp, Expr, ExprKind, UnOp};
 use serde_json::{json, Value};
 
+/// How many user compositions may be expanded inside one another.
+pub(crate) const MAX_COMPOSITION_DEPTH: usize = 256;
+
 /// An argument bound to a parameter: its value and the span to blame.
 #[derive(Clone, Debug)]
 pub(crate) struct Bound {
@@ -1025,6 +1028,35 @@ impl<'a> Checker<'a> {
 
     /// A user composition: its body evaluated with the arguments bound to its parameters.
     fn expand(&mut self, decl: &Decl, bound: Vec<Bound>, ret: Ty, span: Span) -> Typed {
+        // Recursive compositions were reported once, with their cycle, when the file was
+        // resolved. While a composition is checked on its own, the compositions it calls
+        // are not expanded again (each is checked on its own too): that keeps chains of
+        // compositions linear.
+        let opaque = Typed {
+            ty: if decl.ret.is_some() {
+                ret.clone()
+            } else {
+                Ty::Unknown
+            },
+            val: Val::Unknown,
+            origin: span,
+        };
+        if self.recursive_fns.contains(&decl.name)
+            || (self.standalone && !self.comp_stack.is_empty())
+        {
+            return opaque;
+        }
+        if self.comp_stack.len() >= MAX_COMPOSITION_DEPTH {
+            self.diags.push(
+                Diagnostic::error(
+                    "E0108",
+                    format!("compositions nest more than {MAX_COMPOSITION_DEPTH} calls deep"),
+                )
+                .at(span, "too deep")
+                .help("flatten the chain of `fn` calls"),
+            );
+            return Typed::unknown(span);
+        }
         if self.comp_stack.contains(&decl.name) {
             let chain = format!("{} -> {}", self.comp_stack.join(" -> "), decl.name);
             self.diags.push(

@@ -15,6 +15,10 @@ struct MlpParser;
 /// trees deep enough to threaten the stack in later recursive passes.
 pub const MAX_EXPR_PARTS: usize = 1024;
 
+/// Most operations an expression may nest inside, counting the operator chains and postfix
+/// steps of every enclosing expression: a bound on the depth of the tree.
+pub const MAX_TREE_DEPTH: usize = 4096;
+
 /// The result of parsing one file: the tree of everything that parsed, and diagnostics
 /// for everything that did not.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +75,8 @@ pub fn parse(text: &str) -> Parsed {
         comments: &s.comments,
         scan_errors,
         broken: vec![],
+        tree_depth: 0,
+        too_deep_reported: false,
     };
     if text.trim().is_empty() || (s.chunks.is_empty() && cx.diags.is_empty()) {
         cx.diags.push(
@@ -121,6 +127,9 @@ struct Cx<'a> {
     /// text would only repeat it less precisely.
     scan_errors: Vec<Span>,
     broken: Vec<String>,
+    /// Operations of the enclosing expressions (see `expr`).
+    tree_depth: usize,
+    too_deep_reported: bool,
 }
 
 const KEYWORDS: &[&str] = &[
@@ -714,7 +723,39 @@ impl<'a> Cx<'a> {
     }
 
     /// Builds an expression with precedence climbing over pest's flat operator list.
+    /// Builds an expression, keeping the depth of the tree it nests in bounded: operator
+    /// chains and postfix steps of enclosing expressions count toward `MAX_TREE_DEPTH`, so
+    /// recursive passes over the tree cannot exhaust the stack.
     fn expr(&mut self, base: usize, p: Pair<'_, Rule>) -> Option<Expr> {
+        let weight = p.clone().into_inner().count();
+        if !self.enter(weight, base, &p) {
+            return None;
+        }
+        let r = self.expr_chain(base, p);
+        self.tree_depth -= weight;
+        r
+    }
+
+    fn enter(&mut self, weight: usize, base: usize, p: &Pair<'_, Rule>) -> bool {
+        if self.tree_depth + weight > MAX_TREE_DEPTH {
+            if !self.too_deep_reported {
+                self.too_deep_reported = true;
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0003",
+                        format!("expression nests more than {MAX_TREE_DEPTH} operations deep"),
+                    )
+                    .at(self.span(base, p), "too deep")
+                    .help("split it into `let` bindings"),
+                );
+            }
+            return false;
+        }
+        self.tree_depth += weight;
+        true
+    }
+
+    fn expr_chain(&mut self, base: usize, p: Pair<'_, Rule>) -> Option<Expr> {
         let span = self.span(base, &p);
         let parts: Vec<Pair<'_, Rule>> = p.into_inner().collect();
         if parts.len() > MAX_EXPR_PARTS {
@@ -816,6 +857,24 @@ impl<'a> Cx<'a> {
     }
 
     fn postfix_expr(&mut self, base: usize, p: Pair<'_, Rule>) -> Option<Expr> {
+        let steps = p.clone().into_inner().count().saturating_sub(1);
+        if steps > MAX_EXPR_PARTS {
+            self.diags.push(
+                Diagnostic::error("E0003", format!("{steps} calls or member accesses in a row; at most {MAX_EXPR_PARTS} are allowed"))
+                    .at(self.span(base, &p), "this chain is too long")
+                    .help("split it into `let` bindings"),
+            );
+            return None;
+        }
+        if !self.enter(steps, base, &p) {
+            return None;
+        }
+        let r = self.postfix_chain(base, p);
+        self.tree_depth -= steps;
+        r
+    }
+
+    fn postfix_chain(&mut self, base: usize, p: Pair<'_, Rule>) -> Option<Expr> {
         let mut it = p.into_inner();
         let mut e = self.primary(base, it.next()?)?;
         for post in it {

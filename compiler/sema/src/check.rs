@@ -88,32 +88,39 @@ pub(crate) struct Checker<'a> {
     pub standalone: bool,
 }
 
+impl<'a> Checker<'a> {
+    /// A checker for one file, with empty per-file and per-pipeline state.
+    pub(crate) fn new(path: &'a str, text: &'a str) -> Checker<'a> {
+        Checker {
+            prelude: prelude(),
+            path,
+            text,
+            imports: HashMap::new(),
+            user_fns: HashMap::new(),
+            diags: Vec::new(),
+            sub: Subst::default(),
+            pipeline: String::new(),
+            nodes: Vec::new(),
+            node_tys: Vec::new(),
+            node_index: HashMap::new(),
+            cur_binding: None,
+            top_span: None,
+            comp_stack: Vec::new(),
+            model_of_node: HashMap::new(),
+            pending_columns: None,
+            output_paths: HashMap::new(),
+            default_stack: Vec::new(),
+            id_suffix: HashMap::new(),
+            recursive_fns: HashSet::new(),
+            standalone: false,
+        }
+    }
+}
+
 /// Checks a parsed file. `overrides` are `--set name=value` pairs for pipeline parameters.
 pub fn check(path: &str, text: &str, parsed: &Parsed, overrides: &[(String, String)]) -> Checked {
     let file = &parsed.file;
-    let mut c = Checker {
-        prelude: prelude(),
-        path,
-        text,
-        imports: HashMap::new(),
-        user_fns: HashMap::new(),
-        diags: Vec::new(),
-        sub: Subst::default(),
-        pipeline: String::new(),
-        nodes: Vec::new(),
-        node_tys: Vec::new(),
-        node_index: HashMap::new(),
-        cur_binding: None,
-        top_span: None,
-        comp_stack: Vec::new(),
-        model_of_node: HashMap::new(),
-        pending_columns: None,
-        output_paths: HashMap::new(),
-        default_stack: Vec::new(),
-        id_suffix: HashMap::new(),
-        recursive_fns: HashSet::new(),
-        standalone: false,
-    };
+    let mut c = Checker::new(path, text);
     for name in &parsed.broken {
         c.imports.entry(name.clone()).or_insert(Imported::Poisoned);
     }
@@ -1387,29 +1394,7 @@ pub fn prelude_problems() -> Vec<(String, Diagnostic)> {
     let p = prelude();
     let mut out = p.diagnostics.clone();
     for m in p.modules.values() {
-        let mut c = Checker {
-            prelude: p,
-            path: "",
-            text: m.source,
-            imports: HashMap::new(),
-            user_fns: HashMap::new(),
-            diags: Vec::new(),
-            sub: Subst::default(),
-            pipeline: String::new(),
-            nodes: Vec::new(),
-            node_tys: Vec::new(),
-            node_index: HashMap::new(),
-            cur_binding: None,
-            top_span: None,
-            comp_stack: Vec::new(),
-            model_of_node: HashMap::new(),
-            pending_columns: None,
-            output_paths: HashMap::new(),
-            default_stack: Vec::new(),
-            id_suffix: HashMap::new(),
-            recursive_fns: HashSet::new(),
-            standalone: false,
-        };
+        let mut c = Checker::new("", m.source);
         for d in m.items.values() {
             let mut inst = Inst::default();
             for g in &d.generics {

@@ -400,17 +400,9 @@ impl<'a> Checker<'a> {
         self.node_index.clear();
         let mut scope = Scope::default();
         let mut params = Vec::new();
-        let mut seen: HashMap<&str, Span> = HashMap::new();
-        for param in &p.params {
-            if let Some(prev) = seen.insert(&param.name.name, param.name.span) {
-                self.diags.push(
-                    Diagnostic::error(
-                        "E0103",
-                        format!("parameter `{}` is declared twice", param.name.name),
-                    )
-                    .at(param.name.span, "declared again here")
-                    .also(prev, "first declared here"),
-                );
+        let dups = self.duplicate_params(&p.params);
+        for (k, param) in p.params.iter().enumerate() {
+            if dups.contains(&k) {
                 continue;
             }
             let ty = self.ty_of(&param.ty, &mut Inst::default(), None);
@@ -803,6 +795,26 @@ impl<'a> Checker<'a> {
         self.top_span = None;
     }
 
+    /// Reports parameters declared twice; returns the indices of the repeats.
+    fn duplicate_params(&mut self, params: &[ast::Param]) -> Vec<usize> {
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut dups = Vec::new();
+        for (k, p) in params.iter().enumerate() {
+            if let Some(prev) = seen.insert(&p.name.name, p.name.span) {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0103",
+                        format!("parameter `{}` is declared twice", p.name.name),
+                    )
+                    .at(p.name.span, "declared again here")
+                    .also(prev, "first declared here"),
+                );
+                dups.push(k);
+            }
+        }
+        dups
+    }
+
     /// Reports each cycle of compositions calling each other once, and remembers its members.
     fn find_recursive_fns(&mut self, file: &ast::File) {
         let fns: Vec<&ast::FnDecl> = file
@@ -875,18 +887,8 @@ impl<'a> Checker<'a> {
             let v = self.sub.fresh_ty(&g.name);
             inst.generics.insert(g.name.clone(), v);
         }
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        self.duplicate_params(&f.params);
         for p in &f.params {
-            if let Some(prev) = seen.insert(&p.name.name, p.name.span) {
-                self.diags.push(
-                    Diagnostic::error(
-                        "E0103",
-                        format!("parameter `{}` is declared twice", p.name.name),
-                    )
-                    .at(p.name.span, "declared again here")
-                    .also(prev, "first declared here"),
-                );
-            }
             let ty = self.ty_of(&p.ty, &mut inst, None);
             if let Some(d) = &p.default {
                 let key = format!("{}({})", f.name.name, p.name.name);

@@ -1196,40 +1196,12 @@ fn fold(op: BinOp, a: &Value, b: &Value, ty: &Ty) -> Result<Value, String> {
             b.as_str().unwrap_or("")
         ))),
         Ty::Float => {
-            let (x, y) = (num(a).unwrap_or(0.0), num(b).unwrap_or(0.0));
-            let r = match op {
-                BinOp::Add => x + y,
-                BinOp::Sub => x - y,
-                BinOp::Mul => x * y,
-                _ => {
-                    if y == 0.0 {
-                        return Err("division by zero".into());
-                    }
-                    x / y
-                }
-            };
-            if !r.is_finite() {
-                return Err("the result is too large for a 64-bit float".into());
-            }
+            let r = float_op(op, num(a).unwrap_or(0.0), num(b).unwrap_or(0.0))?;
             Ok(json!(r))
         }
         Ty::Quantity(k) => {
             let base = if a.get("quantity").is_some() { a } else { b };
-            let (x, y) = (num(a).unwrap_or(0.0), num(b).unwrap_or(0.0));
-            let r = match op {
-                BinOp::Add => x + y,
-                BinOp::Sub => x - y,
-                BinOp::Mul => x * y,
-                _ => {
-                    if y == 0.0 {
-                        return Err("division by zero".into());
-                    }
-                    x / y
-                }
-            };
-            if !r.is_finite() {
-                return Err("the result is too large for a 64-bit float".into());
-            }
+            let r = float_op(op, num(a).unwrap_or(0.0), num(b).unwrap_or(0.0))?;
             let unit = base.get("unit").cloned().unwrap_or(Value::Null);
             let text = format!("{r} {}", unit.as_str().unwrap_or(""));
             Ok(json!({"quantity": k.plan_name(), "value": r, "unit": unit, "text": text}))
@@ -1240,4 +1212,25 @@ fn fold(op: BinOp, a: &Value, b: &Value, ty: &Ty) -> Result<Value, String> {
 
 fn contains(outer: Span, inner: Span) -> bool {
     outer.start <= inner.start && inner.end <= outer.end
+}
+
+/// Arithmetic on constant floats (and quantities' values), refusing division by zero and
+/// results that are not finite.
+fn float_op(op: BinOp, x: f64, y: f64) -> Result<f64, String> {
+    let r = match op {
+        BinOp::Add => x + y,
+        BinOp::Sub => x - y,
+        BinOp::Mul => x * y,
+        _ => {
+            if y == 0.0 {
+                return Err("division by zero".into());
+            }
+            x / y
+        }
+    };
+    if r.is_finite() {
+        Ok(r)
+    } else {
+        Err("the result is too large for a 64-bit float".into())
+    }
 }

@@ -2,6 +2,7 @@
 //! feeds them to the queries, and renders results.
 
 mod render;
+mod segy;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mlp_db::{Database, PlanRequest, SourceFile};
@@ -77,6 +78,11 @@ enum Cmd {
     },
     /// Show the page for a diagnostic code (`mlp explain E0203`), or list the codes.
     Explain { code: Option<String> },
+    /// SEG-Y and Seismic Unix files: inspect, export, synthesise.
+    Segy {
+        #[command(subcommand)]
+        cmd: segy::SegyCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -114,6 +120,7 @@ fn run(cli: Cli) -> ExitCode {
             output,
         } => graph(&file, format, output.as_deref()),
         Cmd::Explain { code } => explain(code.as_deref()),
+        Cmd::Segy { cmd } => segy::run(cmd),
     }
 }
 

@@ -129,7 +129,9 @@ fn parse_size(s: &str) -> Result<[usize; 3], String> {
     }
     let mut out = [0usize; 3];
     for (o, p) in out.iter_mut().zip(&parts) {
-        *o = p.parse().map_err(|_| format!("`{p}` is not a whole number"))?;
+        *o = p
+            .parse()
+            .map_err(|_| format!("`{p}` is not a whole number"))?;
         if *o == 0 {
             return Err("every size must be at least 1".into());
         }
@@ -172,7 +174,15 @@ pub fn run(cmd: SegyCmd) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        SegyCmd::Export { file, out, cube, mask, headers, dtype, keys } => {
+        SegyCmd::Export {
+            file,
+            out,
+            cube,
+            mask,
+            headers,
+            dtype,
+            keys,
+        } => {
             let f = match open(&file, &keys) {
                 Ok(f) => f,
                 Err(code) => return code,
@@ -186,11 +196,16 @@ pub fn run(cmd: SegyCmd) -> ExitCode {
                     Ok(missing) => eprintln!(
                         "note: {missing} trace(s) are missing from the grid and were written as \
                          zeros{}",
-                        if mask.is_some() { "; the mask marks them" } else { "; pass --mask to record which" }
+                        if mask.is_some() {
+                            "; the mask marks them"
+                        } else {
+                            "; pass --mask to record which"
+                        }
                     ),
                     Err(e) => return fail(e),
                 }
-            } else if let Err(e) = mlp_segy::tools::export_traces(&f, &out, dtype == Dtype::Native) {
+            } else if let Err(e) = mlp_segy::tools::export_traces(&f, &out, dtype == Dtype::Native)
+            {
                 return fail(e);
             }
             if let Some(h) = headers {
@@ -207,7 +222,9 @@ pub fn run(cmd: SegyCmd) -> ExitCode {
 fn synth(a: SynthArgs) -> ExitCode {
     let format = match SampleFormat::from_code(a.format) {
         Some(f) => f,
-        None if a.format == 4 => return fail("format 4 (fixed point with gain) is obsolete and cannot be written"),
+        None if a.format == 4 => {
+            return fail("format 4 (fixed point with gain) is obsolete and cannot be written")
+        }
         None => {
             return fail(format_args!(
                 "unknown sample format {}; choose 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 15 or 16",

@@ -263,9 +263,11 @@ impl SegyFile {
         })?;
         let major = getb("SEGYRevision") as u8;
         let minor = getb("SEGYRevisionMinor") as u8;
-        // Rev 1 writes 0x0100 at 3501-3502; in little-endian files the two bytes swap.
-        self.revision = if e == Endian::Little && major == 0 && minor == 1 {
-            (1, 0)
+        // Revisions are two bytes, major then minor. Writers that store them as one 16-bit
+        // word in a little-endian file swap them: "0.1" and "0.2" do not exist, so read them
+        // as 1.0 and 2.0.
+        self.revision = if major == 0 && (minor == 1 || minor == 2) {
+            (minor, 0)
         } else {
             (major, minor)
         };
@@ -390,7 +392,7 @@ impl SegyFile {
             }
             self.traces = declared as usize;
         } else {
-            if data_len % tl != 0 {
+            if !data_len.is_multiple_of(tl) {
                 let whole = data_len / tl;
                 return Err(SegyError::TraceSizeMismatch {
                     trace0: self.trace0 as u64,
@@ -437,7 +439,7 @@ impl SegyFile {
         // The byte order whose sample count makes the file a whole number of traces.
         let fits = |e: Endian| {
             let ns = header::read_int(th0, 114, 2, false, e) as usize;
-            ns > 0 && len % (TRACE_HEADER_SIZE + 4 * ns) == 0
+            ns > 0 && len.is_multiple_of(TRACE_HEADER_SIZE + 4 * ns)
         };
         self.endian = match opts.endian {
             Some(e) => e,
@@ -461,7 +463,7 @@ impl SegyFile {
         self.samples = ns;
         self.trace0 = 0;
         self.trace_len = TRACE_HEADER_SIZE + 4 * ns;
-        if len % self.trace_len != 0 {
+        if !len.is_multiple_of(self.trace_len) {
             return Err(SegyError::TraceSizeMismatch {
                 trace0: 0,
                 data_len: len as u64,
@@ -475,7 +477,8 @@ impl SegyFile {
         self.traces = len / self.trace_len;
         let tr_dt = header::read_int(th0, 116, 2, true, e) as f64;
         self.sample_interval_us = choose_interval(0.0, tr_dt);
-        self.t0_ms = first_sample_time(th0, e);
+        // SU has no delay scalar (bytes 215-216 are unassigned there): the delay is in ms.
+        self.t0_ms = header::read_int(th0, 108, 2, true, e) as f64;
         Ok(())
     }
 
@@ -617,7 +620,7 @@ impl SegyFile {
 
     /// Every trace as `f32`, row-major `[traces, samples]`, in file order.
     pub fn read_all(&self) -> Vec<f32> {
-        let mut out = vec![0f32; self.traces * self.samples];
+        let mut out = alloc_f32(self.traces * self.samples);
         self.read_traces_into(0..self.traces, &mut out)
             .expect("the whole range of traces exists");
         out
@@ -672,7 +675,7 @@ impl SegyFile {
     pub fn read_cube(&self) -> Result<Vec<f32>> {
         let c = self.cube()?;
         let ns = self.samples;
-        let mut out = vec![0f32; c.cells() * ns];
+        let mut out = alloc_f32(c.cells() * ns);
         let (fmt, e) = (self.format, self.endian);
         out.par_chunks_mut(ns)
             .with_min_len(64)
@@ -820,4 +823,29 @@ fn first_sample_time(th: &[u8], e: Endian) -> f64 {
     let delay = header::read_int(th, 108, 2, true, e);
     let scalar = header::read_int(th, 214, 2, true, e);
     header::apply_scalar(delay, scalar)
+}
+
+/// A zeroed `f32` buffer for large reads. Fresh zeroed allocations of this size come straight
+/// from the kernel, untouched; on Linux we ask for transparent huge pages, so filling the
+/// buffer takes one page fault per 2 MiB instead of one per 4 KiB.
+pub fn alloc_f32(n: usize) -> Vec<f32> {
+    let v = vec![0f32; n];
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let len = n * std::mem::size_of::<f32>();
+        if len >= 4 * HUGE {
+            let p = v.as_ptr() as usize;
+            let start = (p + HUGE - 1) & !(HUGE - 1);
+            let end = (p + len) & !(HUGE - 1);
+            if end > start {
+                // SAFETY: the range lies inside the allocation we own; MADV_HUGEPAGE only
+                // changes how the kernel backs it, never its contents.
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+    }
+    v
 }

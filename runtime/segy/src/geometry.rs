@@ -247,7 +247,7 @@ fn regular(keys: &[[i32; 3]], sorting: Sorting) -> Option<Cube> {
         .step_by(no)
         .take_while(|k| k[slow] == first[slow])
         .count();
-    if n % (no * nf) != 0 {
+    if !n.is_multiple_of(no * nf) {
         return None;
     }
     let offsets: Vec<i32> = keys[..no].iter().map(|k| k[2]).collect();

@@ -416,8 +416,9 @@ impl<W: Write> NpyWriter<W> {
         if self.written_bytes != self.expected_bytes {
             let size = self.dtype.size() as u64;
             let whole = self.written_bytes / size;
-            let partial = if self.written_bytes % size != 0 {
-                format!(" and {} stray bytes", self.written_bytes % size)
+            let stray = self.written_bytes % size;
+            let partial = if stray > 0 {
+                format!(" and {stray} stray bytes")
             } else {
                 String::new()
             };
@@ -1154,9 +1155,8 @@ mod tests {
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&[1, 0]);
         let mut text = dict.to_string();
-        while (10 + text.len() + 1) % 64 != 0 {
-            text.push(' ');
-        }
+        let pad = (64 - (10 + text.len() + 1) % 64) % 64;
+        text.push_str(&" ".repeat(pad));
         text.push('\n');
         out.extend_from_slice(&(text.len() as u16).to_le_bytes());
         out.extend_from_slice(text.as_bytes());

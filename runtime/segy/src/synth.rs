@@ -3,8 +3,9 @@
 //! A [`Survey`] is a small, precomputed description of a 3-D earth model:
 //!
 //! * a layered reflectivity series on a 1-D *relative geologic time* axis
-//!   (random layer thicknesses, Laplacian reflection coefficients with a few
-//!   strong horizons);
+//!   (random layer thicknesses, heavy-tailed reflection coefficients with a
+//!   few strong horizons, and a smooth lateral amplitude variation along each
+//!   horizon);
 //! * folding: a vertical shift field `s(x, y, u) = P(x, y) + (u / N) B(x, y)`,
 //!   where `P` is a planar regional dip and `B` a sum of Gaussian domes and
 //!   basins whose relief grows with depth;
@@ -24,7 +25,14 @@
 //!
 //! Output is deterministic: a trace depends only on the [`SynthSpec`] and its
 //! (inline, xline) position, never on which traces were generated before or
-//! on the number of threads.
+//! on the number of threads. Random numbers come from ChaCha8 streams seeded
+//! from the seed (and, for noise, the trace position); the only
+//! platform-dependent operations are the standard library's `exp`, `ln`,
+//! `sin` and `cos`.
+//!
+//! Geometry uses one trace spacing as the unit of horizontal distance and one
+//! sample as the unit of vertical distance, so a "60 degree" fault drops
+//! `tan(60°) = 1.73` samples per trace.
 
 use std::f64::consts::PI;
 use std::io;
@@ -38,6 +46,13 @@ use crate::npy::{DType, NpyWriter};
 
 /// Most faults a survey may have.
 pub const MAX_FAULTS: usize = 1000;
+
+/// Longest half-length, in samples, of the Ricker wavelet; it bounds how low
+/// `peak_hz` may be for a given `dt_us`.
+pub const MAX_WAVELET_HALF_LEN: usize = 10_000;
+
+/// The Ricker wavelet is cut where `(pi f t)^2 = 11`, i.e. `|w| < 4e-4`.
+const RICKER_CUT: f64 = 3.316_624_790_355_4;
 
 /// Half-width, in traces measured horizontally and perpendicular to strike,
 /// of the labelled band around each fault plane.
@@ -110,13 +125,16 @@ pub enum SynthError {
     /// The sample interval is zero.
     #[error("synthetic survey: sample interval dt_us must be positive, got 0")]
     ZeroSampleInterval,
-    /// The wavelet's peak frequency is not in (0, Nyquist).
+    /// The wavelet's peak frequency is not between the minimum (which keeps
+    /// the wavelet within [`MAX_WAVELET_HALF_LEN`] samples) and Nyquist.
     #[error(
-        "synthetic survey: peak_hz must be above 0 and below the Nyquist frequency {nyquist_hz} Hz of dt_us = {dt_us}, got {peak_hz}"
+        "synthetic survey: peak_hz must be at least {min_hz:.4} Hz and below the Nyquist frequency {nyquist_hz} Hz of dt_us = {dt_us}, got {peak_hz}"
     )]
     PeakFrequency {
         /// The value given.
         peak_hz: f64,
+        /// Lowest accepted peak frequency for this sample interval.
+        min_hz: f64,
         /// Nyquist frequency of the sample interval.
         nyquist_hz: f64,
         /// The sample interval.
@@ -156,6 +174,16 @@ struct Bump {
     inv_two_var: f64,
     /// Shift at the centre, in samples, at depth `u = N`.
     amp: f64,
+}
+
+/// One reflector: its coefficient at its mean and the phases of its lateral
+/// amplitude variation, `c (1 + sum_m A_m sin(phi_m + q_m(x, y)))`, stored as
+/// `A_m sin phi_m` and `A_m cos phi_m`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reflector {
+    c: f32,
+    sin: [f32; 2],
+    cos: [f32; 2],
 }
 
 /// Where a fault plane crosses one vertical trace.
@@ -239,9 +267,8 @@ pub fn ricker(peak_hz: f64, t_s: f64) -> f64 {
 
 impl Wavelet {
     fn new(peak_hz: f64, dt_s: f64) -> Wavelet {
-        // |w| < 4e-4 beyond (pi f t)^2 = 11.
         let pf_dt = PI * peak_hz * dt_s;
-        let half = ((11f64.sqrt() / pf_dt).ceil() as usize).max(1);
+        let half = ((RICKER_CUT / pf_dt).ceil() as usize).max(1);
         // Interpolation error scales with 1 / (per_sample * half)^2: keep the
         // product near 700 (error below 1e-5 of the peak).
         let per_sample = ((700.0 / half as f64).ceil() as usize).clamp(1, 64);
@@ -284,8 +311,11 @@ pub struct Survey {
     n: f64,
     /// Reflector positions on the relative-geologic-time axis, ascending.
     tau: Vec<f64>,
-    /// Reflection coefficients, already scaled to unit-peak amplitudes.
-    refl: Vec<f32>,
+    /// Reflection coefficients (already scaled to unit-peak amplitudes) and
+    /// their lateral amplitude variation, parallel to `tau`.
+    refl: Vec<Reflector>,
+    /// Wave vectors `(kx, ky)` of the two lateral amplitude waves.
+    waves: [(f64, f64); 2],
     /// Planar dip: `P = gx (x - cx) + gy (y - cy)`.
     gx: f64,
     gy: f64,
@@ -358,8 +388,14 @@ impl Survey {
     /// Validates `spec` and precomputes the earth model.
     ///
     /// Fails, naming the parameter, when a size is zero (or `samples < 2`),
-    /// the survey's byte size overflows, `dt_us` is zero, `peak_hz` is not in
-    /// (0, Nyquist), `snr_db` is not finite, or `faults > MAX_FAULTS`.
+    /// the survey's byte size overflows, `dt_us` is zero, `peak_hz` is not
+    /// below the Nyquist frequency or so low that the wavelet would exceed
+    /// [`MAX_WAVELET_HALF_LEN`] samples, `snr_db` is not finite, or
+    /// `faults > MAX_FAULTS`.
+    ///
+    /// Construction computes up to 48 x 48 noise-free traces to scale the
+    /// amplitudes (peak about 1) and to estimate the signal power that sets
+    /// the noise level.
     pub fn new(spec: &SynthSpec) -> Result<Survey, SynthError> {
         for (name, value, min) in [
             ("ilines", spec.ilines, 1),
@@ -386,9 +422,11 @@ impl Survey {
         }
         let dt_s = f64::from(spec.dt_us) * 1e-6;
         let nyquist_hz = 0.5 / dt_s;
-        if !(spec.peak_hz > 0.0 && spec.peak_hz < nyquist_hz) {
+        let min_hz = RICKER_CUT / (PI * dt_s * MAX_WAVELET_HALF_LEN as f64);
+        if !(spec.peak_hz >= min_hz && spec.peak_hz < nyquist_hz) {
             return Err(SynthError::PeakFrequency {
                 peak_hz: spec.peak_hz,
+                min_hz,
                 nyquist_hz,
                 dt_us: spec.dt_us,
             });
@@ -410,16 +448,16 @@ impl Survey {
 
         // Folding.
         let mut rng = stream(spec.seed, &[STREAM_FOLD]);
-        let nbumps = 2 + (uniform(&mut rng) * 5.0) as usize;
+        let nbumps = 3 + (uniform(&mut rng) * 6.0) as usize;
         let mut bumps = Vec::with_capacity(nbumps);
         for _ in 0..nbumps {
             let x = lx * (-0.1 + 1.2 * uniform(&mut rng));
             let y = ly * (-0.1 + 1.2 * uniform(&mut rng));
-            let sigma = (lmax * (0.12 + 0.25 * uniform(&mut rng))).max(3.0);
+            let sigma = (lmax * (0.08 + 0.22 * uniform(&mut rng))).max(3.0);
             let sign = if uniform(&mut rng) < 0.5 { -1.0 } else { 1.0 };
             // Relief in samples at the bottom, limited so that flanks dip at
-            // most about 0.5 samples per trace.
-            let amp = (n * (0.04 + 0.12 * uniform(&mut rng))).min(0.8 * sigma);
+            // most about 0.6 samples per trace.
+            let amp = (n * (0.06 + 0.14 * uniform(&mut rng))).min(sigma);
             bumps.push(Bump {
                 x,
                 y,
@@ -441,6 +479,13 @@ impl Survey {
         let (gx, gy) = (grad * azimuth.cos(), grad * azimuth.sin());
         let (cx, cy) = (0.5 * lx, 0.5 * ly);
         let planar_max = gx.abs() * cx + gy.abs() * cy;
+        // Lateral amplitude variation along horizons: two plane waves.
+        let mut wave = || {
+            let dir = 2.0 * PI * uniform(&mut rng);
+            let k = 2.0 * PI / (lmax * (0.6 + 1.4 * uniform(&mut rng)));
+            (k * dir.cos(), k * dir.sin())
+        };
+        let waves = [wave(), wave()];
 
         // Faults, each from its own stream so that adding faults keeps the
         // others.
@@ -491,7 +536,17 @@ impl Survey {
             let sign = if uniform(rng) < 0.5 { -1.0 } else { 1.0 };
             let strong = if uniform(rng) < 0.05 { 2.5 } else { 1.0 };
             let magnitude = 0.3 + 0.7 * exponential(rng);
-            (thickness, (sign * strong * magnitude) as f32)
+            let mut r = Reflector {
+                c: (sign * strong * magnitude) as f32,
+                ..Reflector::default()
+            };
+            for m in 0..2 {
+                let amp = 0.25 * uniform(rng);
+                let phase = 2.0 * PI * uniform(rng);
+                r.sin[m] = (amp * phase.sin()) as f32;
+                r.cos[m] = (amp * phase.cos()) as f32;
+            }
+            (thickness, r)
         };
         let mut down = Vec::new();
         let mut rng = stream(spec.seed, &[STREAM_LAYERS_DOWN]);
@@ -512,13 +567,14 @@ impl Survey {
             up.push((t, c));
             t += thickness;
         }
-        let (tau, refl): (Vec<f64>, Vec<f32>) = down.into_iter().rev().chain(up).unzip();
+        let (tau, refl): (Vec<f64>, Vec<Reflector>) = down.into_iter().rev().chain(up).unzip();
 
         let mut survey = Survey {
             spec: spec.clone(),
             n,
             tau,
             refl,
+            waves,
             gx,
             gy,
             cx,
@@ -560,8 +616,8 @@ impl Survey {
             .into_iter()
             .fold((0f64, 0f64), |(p, s), (pk, sq)| (p.max(pk), s + sq));
         let scale = if peak > 0.0 { 1.0 / peak } else { 1.0 };
-        for c in &mut survey.refl {
-            *c = (f64::from(*c) * scale) as f32;
+        for r in &mut survey.refl {
+            r.c = (f64::from(r.c) * scale) as f32;
         }
         let mean_sq = sum_sq / (grid.len() * spec.samples) as f64 * scale * scale;
         survey.signal_rms = mean_sq.sqrt();
@@ -741,6 +797,12 @@ impl Survey {
     fn signal_trace(&self, x: f64, y: f64, out: &mut [f32], crossings: &mut Vec<(f64, f64)>) {
         out.fill(0.0);
         let (p, a) = self.fold_at(x, y);
+        let mut lateral = [0f32; 4];
+        for (m, &(kx, ky)) in self.waves.iter().enumerate() {
+            let q = kx * x + ky * y;
+            lateral[2 * m] = q.cos() as f32;
+            lateral[2 * m + 1] = q.sin() as f32;
+        }
         let half = self.wavelet.half as f64;
         // Reflectors outside [lo, hi] cannot reach an output sample.
         let lo = -half - 1.0;
@@ -763,7 +825,7 @@ impl Survey {
         for k in 0..=crossings.len() {
             let (end, throw) = crossings.get(k).copied().unwrap_or((hi, 0.0));
             if end > start {
-                self.place_reflectors(start, end, shift, p, a, out);
+                self.place_reflectors((start, end), shift, (p, a), &lateral, out);
                 start = end;
             }
             shift -= throw;
@@ -771,8 +833,17 @@ impl Survey {
     }
 
     /// Adds the wavelets of the reflectors seen between times `ta` and `tb`
-    /// of a trace where the relative time is `a (t - shift) - p`.
-    fn place_reflectors(&self, ta: f64, tb: f64, shift: f64, p: f64, a: f64, out: &mut [f32]) {
+    /// of a trace where the relative time is `a (t - shift) - p`; `lateral`
+    /// holds the cosine and sine of the trace's phase in each lateral
+    /// amplitude wave.
+    fn place_reflectors(
+        &self,
+        (ta, tb): (f64, f64),
+        shift: f64,
+        (p, a): (f64, f64),
+        lateral: &[f32; 4],
+        out: &mut [f32],
+    ) {
         let tau_a = a * (ta - shift) - p;
         let tau_b = a * (tb - shift) - p;
         let first = self.tau.partition_point(|&v| v < tau_a);
@@ -780,10 +851,16 @@ impl Survey {
         let k = w.per_sample;
         let half = w.half as f64;
         let len = out.len() as i64;
-        for (&tau, &c) in self.tau[first..].iter().zip(&self.refl[first..]) {
+        for (&tau, r) in self.tau[first..].iter().zip(&self.refl[first..]) {
             if tau >= tau_b {
                 break;
             }
+            let c = r.c
+                * (1.0
+                    + r.sin[0] * lateral[0]
+                    + r.cos[0] * lateral[1]
+                    + r.sin[1] * lateral[2]
+                    + r.cos[1] * lateral[3]);
             let t = (tau + p) / a + shift;
             // First output sample within the wavelet's support.
             let n0 = (t - half).ceil();
@@ -913,7 +990,7 @@ mod tests {
             }
         );
         assert!(msg(bad(&|s| s.dt_us = 0)).contains("dt_us"));
-        for peak in [0.0, -5.0, f64::NAN, f64::INFINITY, 125.0, 300.0] {
+        for peak in [0.0, -5.0, 0.01, f64::NAN, f64::INFINITY, 125.0, 300.0] {
             let e = msg(bad(&|s| s.peak_hz = peak));
             assert!(e.contains("peak_hz") && e.contains("125"), "{e}");
         }
@@ -1146,7 +1223,11 @@ mod tests {
                     }
                 }
             }
-            assert!(ca.len() > 200, "seed {seed}: only {} pairs across", ca.len());
+            assert!(
+                ca.len() > 200,
+                "seed {seed}: only {} pairs across",
+                ca.len()
+            );
             let (same, cross, unf) = (corr(&sa, &sb), corr(&ca, &cb), corr(&ua, &ub));
             eprintln!(
                 "seed {seed}: same side {same:.3}, across {cross:.3} ({} pairs), unfaulted {unf:.3}",
@@ -1162,9 +1243,9 @@ mod tests {
             mean(&cross_all),
             mean(&cross_unfaulted_all),
         );
-        assert!(same > 0.7, "same-side correlation {same}");
-        assert!(unf > 0.7, "unfaulted correlation at the same places {unf}");
-        assert!(cross < same - 0.4, "across {cross} vs same side {same}");
+        assert!(same > 0.6, "same-side correlation {same}");
+        assert!(unf > 0.6, "unfaulted correlation at the same places {unf}");
+        assert!(cross < same - 0.35, "across {cross} vs same side {same}");
         for (k, (&c, &u)) in cross_all.iter().zip(&cross_unfaulted_all).enumerate() {
             assert!(c < u - 0.2, "seed {k}: across {c} vs unfaulted {u}");
         }
@@ -1186,6 +1267,7 @@ mod tests {
                 .map(|(&a, &b)| f64::from(a - b).powi(2))
                 .sum();
             let measured = 10.0 * (ps / pn).log10();
+            eprintln!("requested {snr} dB, measured {measured:.2} dB");
             assert!(
                 (measured - snr).abs() <= 1.5,
                 "requested {snr} dB, measured {measured:.2} dB"
@@ -1212,6 +1294,7 @@ mod tests {
             }
         }
         let measured = 10.0 * (ps / pn).log10();
+        eprintln!("100x90x64 survey: requested 6 dB, measured {measured:.2} dB");
         assert!((measured - 6.0).abs() <= 1.5, "measured {measured:.2} dB");
     }
 
@@ -1233,7 +1316,7 @@ mod tests {
         let dt = 0.004;
         let nf = ns / 2;
         let mut power = vec![0f64; nf + 1];
-        for seed in 0..6 {
+        for seed in 0..12 {
             let s = Survey::new(&SynthSpec {
                 ilines: 4,
                 xlines: 4,
@@ -1278,6 +1361,7 @@ mod tests {
     fn dominant_frequency_is_near_peak() {
         for peak in [25.0, 40.0] {
             let f = dominant_frequency(peak);
+            eprintln!("peak {peak} Hz: dominant frequency {f:.2} Hz");
             assert!(
                 (f - peak).abs() <= 0.15 * peak,
                 "peak {peak} Hz, dominant {f} Hz"
@@ -1296,7 +1380,10 @@ mod tests {
         s.gy = 0.0;
         for pos in [50.0, 50.3, 61.75, 2.5, 117.9] {
             s.tau = vec![pos];
-            s.refl = vec![0.5];
+            s.refl = vec![Reflector {
+                c: 0.5,
+                ..Reflector::default()
+            }];
             let mut tr = vec![0f32; 120];
             s.trace(1, 1, &mut tr);
             for (n, &v) in tr.iter().enumerate() {
@@ -1314,7 +1401,16 @@ mod tests {
         }
         // Two reflectors superpose linearly.
         s.tau = vec![40.0, 47.5];
-        s.refl = vec![1.0, -0.7];
+        s.refl = vec![
+            Reflector {
+                c: 1.0,
+                ..Reflector::default()
+            },
+            Reflector {
+                c: -0.7,
+                ..Reflector::default()
+            },
+        ];
         let mut tr = vec![0f32; 120];
         s.trace(0, 0, &mut tr);
         for (n, &v) in tr.iter().enumerate() {
@@ -1349,18 +1445,33 @@ mod tests {
         let arr = crate::npy::read_npy(&path).unwrap();
         assert_eq!(arr.to_f32().unwrap(), volume(&s).0);
     }
-}
-#[cfg(test)]
-mod dbg_tmp {
-    use super::*;
+
+    /// Throughput check, run with
+    /// `cargo test --release -p mlp-segy -- --ignored synth_throughput --nocapture`.
     #[test]
-    fn dbg_dump() {
-        for (name, faults, snr) in [("a", 4, Some(15.0)), ("b", 4, None), ("c", 0, None)] {
-            let sp = SynthSpec { ilines: 128, xlines: 160, samples: 200, seed: 7, faults, snr_db: snr, ..SynthSpec::default() };
-            let s = Survey::new(&sp).unwrap();
-            s.write_amplitudes_npy(format!("/tmp/synth_{name}.npy")).unwrap();
-            s.write_labels_npy(format!("/tmp/synth_{name}_lab.npy")).unwrap();
-            eprintln!("{name}: rms {} noise {} faults {:?}", s.signal_rms(), s.noise_rms(), s.fault_info());
+    #[ignore]
+    fn synth_throughput() {
+        let s = Survey::new(&SynthSpec {
+            ilines: 400,
+            xlines: 400,
+            samples: 300,
+            faults: 5,
+            ..SynthSpec::default()
+        })
+        .unwrap();
+        let start = std::time::Instant::now();
+        let mut amp = vec![0f32; s.inline_len()];
+        let mut lab = vec![0u8; s.inline_len()];
+        let mut checksum = 0f64;
+        for i in 0..400 {
+            s.inline_with_labels(i, &mut amp, &mut lab);
+            checksum += f64::from(amp[i]) + f64::from(lab[i]);
         }
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "400x400x300 ({} MB of float32): {secs:.2} s, {:.0} MB/s (checksum {checksum})",
+            400 * 400 * 300 * 4 / 1_000_000,
+            192.0 / secs
+        );
     }
 }

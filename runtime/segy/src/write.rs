@@ -243,7 +243,7 @@ impl SegyWriter {
     pub fn write_trace_native(&mut self, header: &TraceHeader, native_le: &[u8]) -> Result<()> {
         let fmt = self.opts.format;
         let n = native_le.len() / fmt.native().size();
-        if native_le.len() % fmt.native().size() != 0 {
+        if !native_le.len().is_multiple_of(fmt.native().size()) {
             return Err(SegyError::Write(
                 "native sample bytes are not whole elements".into(),
             ));

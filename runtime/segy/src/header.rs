@@ -416,6 +416,14 @@ impl KeyField {
     /// Reads this key from a trace header.
     #[inline]
     pub fn read(&self, header: &[u8], endian: Endian) -> i32 {
+        let at = self.byte as usize - 1;
+        if self.len == 4 {
+            let b: [u8; 4] = header[at..at + 4].try_into().expect("4 bytes");
+            return match endian {
+                Endian::Big => i32::from_be_bytes(b),
+                Endian::Little => i32::from_le_bytes(b),
+            };
+        }
         read_int(
             header,
             self.byte as usize - 1,

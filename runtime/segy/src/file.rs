@@ -154,6 +154,32 @@ impl SegyFile {
         )
     }
 
+    /// Tells the kernel that traces `range` will not be read again soon, so it can unmap their
+    /// pages (they stay in the page cache). Streaming exports call this as they go so the
+    /// process's resident memory stays small on huge files. Does nothing for in-memory bytes.
+    pub fn release_traces(&self, range: std::ops::Range<usize>) {
+        #[cfg(unix)]
+        if let Source::Mmap(m) = &self.data {
+            let start = self.trace0 + range.start * self.trace_len;
+            let end = (self.trace0 + range.end * self.trace_len).min(m.len());
+            // Only whole pages inside the range; madvise needs a page-aligned start.
+            const PAGE: usize = 4096;
+            let start = start.div_ceil(PAGE) * PAGE;
+            let end = end / PAGE * PAGE;
+            if end > start {
+                // SAFETY: the map is a read-only, shared file mapping: dropping its pages
+                // loses nothing, the next access reads them back from the file.
+                unsafe {
+                    let _ = m.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    );
+                }
+            }
+        }
+    }
+
     /// The path the file was opened from.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
@@ -552,20 +578,32 @@ impl SegyFile {
     }
 
     /// (inline, crossline, offset) of every trace.
+    ///
+    /// Files over 1 GiB are scanned in chunks whose pages are released behind the scan, so
+    /// opening a huge file does not map all of it into the process.
     pub fn keys(&self) -> Vec<[i32; 3]> {
+        const BIG: usize = 1 << 30;
         let e = self.endian;
-        (0..self.traces)
-            .into_par_iter()
-            .with_min_len(4096)
-            .map(|i| {
+        let big = self.data.len() > BIG;
+        let chunk = if big { 1 << 16 } else { self.traces.max(1) };
+        let mut out = Vec::with_capacity(self.traces);
+        let mut start = 0;
+        while start < self.traces {
+            let end = (start + chunk).min(self.traces);
+            out.par_extend((start..end).into_par_iter().with_min_len(4096).map(|i| {
                 let h = &self.data[self.header_range(i)];
                 [
                     self.iline_key.read(h, e),
                     self.xline_key.read(h, e),
                     self.offset_key.read(h, e),
                 ]
-            })
-            .collect()
+            }));
+            if big {
+                self.release_traces(start..end);
+            }
+            start = end;
+        }
+        out
     }
 
     /// The sample times (or depths) in milliseconds: t0 + i * interval.

@@ -58,6 +58,7 @@ pub fn export_traces(f: &SegyFile, out: &Path, native: bool) -> Result<()> {
             f.read_traces_into(start..end, &mut fbuf)?;
             w.write_f32(&fbuf).map_err(npy_err(out))?;
         }
+        f.release_traces(start..end);
         start = end;
     }
     w.finish().map_err(npy_err(out))
@@ -92,6 +93,21 @@ pub fn export_cube(f: &SegyFile, out: &Path, mask: Option<&Path>) -> Result<usiz
                 }
             });
         w.write_f32(&buf).map_err(npy_err(out))?;
+        // Inline-sorted files are read front to back: let the pages behind go.
+        if let (Some(&lo), Some(&hi)) = (
+            cells
+                .iter()
+                .filter(|&&t| t != crate::geometry::MISSING)
+                .min(),
+            cells
+                .iter()
+                .filter(|&&t| t != crate::geometry::MISSING)
+                .max(),
+        ) {
+            if f.geometry.sorting == crate::geometry::Sorting::Inline {
+                f.release_traces(lo as usize..hi as usize + 1);
+            }
+        }
     }
     w.finish().map_err(npy_err(out))?;
     if let Some(mpath) = mask {

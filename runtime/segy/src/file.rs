@@ -100,6 +100,21 @@ pub struct SegyFile {
     pub geometry: Geometry,
 }
 
+impl std::fmt::Debug for SegyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegyFile")
+            .field("path", &self.path)
+            .field("kind", &self.kind)
+            .field("endian", &self.endian)
+            .field("revision", &self.revision)
+            .field("format", &self.format)
+            .field("samples", &self.samples)
+            .field("traces", &self.traces)
+            .field("sorting", &self.geometry.sorting)
+            .finish_non_exhaustive()
+    }
+}
+
 const BIN0: usize = TEXT_SIZE;
 
 fn bin_field(name: &str) -> &'static Field {

@@ -1,0 +1,109 @@
+//! The backend trait: buffers of `f32` and op dispatch. Implemented by the ndarray CPU backend
+//! ([`crate::cpu::CpuBackend`]) and the wgpu GPU backend ([`crate::gpu::GpuBackend`]).
+
+use crate::error::Result;
+use crate::op::{Op, Shape};
+
+/// A buffer handle, valid on the backend that made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BufId(pub u32);
+
+/// A view of a buffer as a tensor: the buffer holds at least `numel(shape)` elements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tensor {
+    pub buf: BufId,
+    pub shape: Shape,
+}
+
+impl Tensor {
+    pub fn new(buf: BufId, shape: impl Into<Shape>) -> Tensor {
+        Tensor {
+            buf,
+            shape: shape.into(),
+        }
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        crate::op::numel(&self.shape)
+    }
+}
+
+/// Which kind of device a backend runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceKind {
+    Cpu,
+    Gpu,
+}
+
+/// A compute backend. Methods take `&self` (backends synchronise internally) so one backend can
+/// be shared by a training loop and its evaluators.
+pub trait Backend: Send + Sync {
+    /// CPU or GPU.
+    fn kind(&self) -> DeviceKind;
+    /// A human-readable description (adapter name and driver for GPUs).
+    fn describe(&self) -> String;
+    /// A zero-filled buffer of `len` elements.
+    fn alloc(&self, len: usize) -> Result<BufId>;
+    /// Releases a buffer.
+    fn free(&self, buf: BufId);
+    /// Length of a buffer, in elements.
+    fn len(&self, buf: BufId) -> Result<usize>;
+    /// Copies `data` into the start of `buf`.
+    fn upload(&self, buf: BufId, data: &[f32]) -> Result<()>;
+    /// Copies the buffer back to the host (waits for queued work).
+    fn download(&self, buf: BufId) -> Result<Vec<f32>>;
+    /// Runs `op` on `inputs`, writing `outputs` (see [`Op`] for operand conventions). Shapes
+    /// are checked with [`Op::output_shapes`]; the outputs' shapes must match.
+    fn dispatch(&self, op: &Op, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()>;
+    /// Waits until all queued work has finished.
+    fn sync(&self) -> Result<()>;
+}
+
+/// Checks a dispatch's operands: shapes by the op's rules, buffer lengths, no output aliasing
+/// an input or another output. Backends call this first.
+pub fn check_dispatch(
+    backend: &dyn Backend,
+    op: &Op,
+    inputs: &[&Tensor],
+    outputs: &[&Tensor],
+) -> Result<()> {
+    use crate::error::{shape_err, ComputeError};
+    let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
+    let want = op.output_shapes(&shapes)?;
+    if want.len() != outputs.len() {
+        return Err(shape_err(
+            op.name(),
+            format!("produces {} outputs, {} given", want.len(), outputs.len()),
+        ));
+    }
+    for (k, (w, o)) in want.iter().zip(outputs).enumerate() {
+        if *w != o.shape {
+            return Err(shape_err(
+                op.name(),
+                format!("output {k} must have shape {w:?}, got {:?}", o.shape),
+            ));
+        }
+    }
+    for t in inputs.iter().chain(outputs) {
+        let len = backend.len(t.buf)?;
+        if len < t.numel() {
+            return Err(ComputeError::Buffer(format!(
+                "{}: buffer {:?} holds {len} elements, shape {:?} needs {}",
+                op.name(),
+                t.buf,
+                t.shape,
+                t.numel()
+            )));
+        }
+    }
+    for (k, o) in outputs.iter().enumerate() {
+        if inputs.iter().any(|i| i.buf == o.buf) || outputs[..k].iter().any(|p| p.buf == o.buf) {
+            return Err(ComputeError::Buffer(format!(
+                "{}: output {k} aliases another operand",
+                op.name()
+            )));
+        }
+    }
+    Ok(())
+}

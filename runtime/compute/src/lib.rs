@@ -1,0 +1,13 @@
+//! mlp's compute layer: a backend trait with a CPU implementation (ndarray + rayon) and a GPU
+//! implementation (wgpu, one WGSL file per kernel), the ops both implement forward and
+//! backward, and (next) the layer graph, autodiff, models and training.
+
+pub mod backend;
+pub mod cpu;
+pub mod error;
+pub mod gpu;
+pub mod op;
+
+pub use backend::{Backend, BufId, DeviceKind, Tensor};
+pub use error::{ComputeError, Result};
+pub use op::{Activation, Op, Padding, Shape};

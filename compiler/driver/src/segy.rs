@@ -153,7 +153,11 @@ fn open(file: &Path, keys: &KeyArgs) -> Result<SegyFile, ExitCode> {
         endian: keys.endian,
         kind: keys.su.then_some(FileKind::Su),
     };
-    SegyFile::open(file, &opts).map_err(|e| fail(format_args!("{}: {e}", file.display())))
+    SegyFile::open(file, &opts).map_err(|e| match e {
+        // I/O errors already name the path.
+        mlp_segy::SegyError::Io { .. } => fail(e),
+        _ => fail(format_args!("{}: {e}", file.display())),
+    })
 }
 
 pub fn run(cmd: SegyCmd) -> ExitCode {
@@ -164,13 +168,21 @@ pub fn run(cmd: SegyCmd) -> ExitCode {
                 Err(code) => return code,
             };
             let report = Inspect::of(&f);
-            if json {
+            let text = if json {
                 match serde_json::to_string_pretty(&report) {
-                    Ok(s) => println!("{s}"),
+                    Ok(s) => s + "\n",
                     Err(e) => return fail(e),
                 }
             } else {
-                print!("{}", report.human());
+                report.human()
+            };
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => {}
+                // A closed pipe (`| head`) is the reader's choice, not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => return fail(format_args!("writing the report: {e}")),
             }
             ExitCode::SUCCESS
         }
@@ -187,13 +199,17 @@ pub fn run(cmd: SegyCmd) -> ExitCode {
                 Ok(f) => f,
                 Err(code) => return code,
             };
-            if cube {
-                if dtype == Dtype::Native {
-                    return fail("--dtype native applies to trace export; cubes are float32");
-                }
-                match mlp_segy::tools::export_cube(&f, &out, mask.as_deref()) {
-                    Ok(0) => {}
-                    Ok(missing) => eprintln!(
+            let req = mlp_segy::tools::ExportRequest {
+                out,
+                cube,
+                native: dtype == Dtype::Native,
+                mask: mask.clone(),
+                headers,
+            };
+            match mlp_segy::tools::export(&f, &req) {
+                Ok(0) => ExitCode::SUCCESS,
+                Ok(missing) => {
+                    eprintln!(
                         "note: {missing} trace(s) are missing from the grid and were written as \
                          zeros{}",
                         if mask.is_some() {
@@ -201,19 +217,11 @@ pub fn run(cmd: SegyCmd) -> ExitCode {
                         } else {
                             "; pass --mask to record which"
                         }
-                    ),
-                    Err(e) => return fail(e),
+                    );
+                    ExitCode::SUCCESS
                 }
-            } else if let Err(e) = mlp_segy::tools::export_traces(&f, &out, dtype == Dtype::Native)
-            {
-                return fail(e);
+                Err(e) => fail(e),
             }
-            if let Some(h) = headers {
-                if let Err(e) = mlp_segy::table::write_parquet(&f, &h) {
-                    return fail(e);
-                }
-            }
-            ExitCode::SUCCESS
         }
         SegyCmd::Synth(a) => synth(a),
     }
@@ -232,7 +240,7 @@ fn synth(a: SynthArgs) -> ExitCode {
             ))
         }
     };
-    if a.snr.is_nan() {
+    if a.snr.is_nan() || a.snr == f64::NEG_INFINITY {
         return fail("--snr must be a number of dB, or inf for no noise");
     }
     let spec = SynthSpec {
@@ -257,15 +265,10 @@ fn synth(a: SynthArgs) -> ExitCode {
             TextEnc::Ascii => TextEncoding::Ascii,
         },
     };
+    // Outputs are written under temporary names and renamed when complete, so a failure
+    // leaves nothing behind and never touches existing files.
     match mlp_segy::tools::synth_to_file(&spec, &opts, &a.out, a.labels.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Leave no half-written output behind.
-            let _ = std::fs::remove_file(&a.out);
-            if let Some(l) = &a.labels {
-                let _ = std::fs::remove_file(l);
-            }
-            fail(e)
-        }
+        Err(e) => fail(e),
     }
 }

@@ -136,7 +136,15 @@ impl SegyFile {
                 std::io::Error::other("is a directory, not a SEG-Y file"),
             ));
         }
-        let data = if meta.len() == 0 {
+        let data = if !meta.is_file() {
+            // Pipes and devices (`/dev/stdin`): read the stream into memory.
+            use std::io::Read;
+            let mut bytes = Vec::new();
+            (&file)
+                .read_to_end(&mut bytes)
+                .map_err(|e| SegyError::io(path, e))?;
+            Source::Owned(bytes)
+        } else if meta.len() == 0 {
             Source::Owned(Vec::new())
         } else {
             // SAFETY: the map is read-only; like every reader of memory-mapped files we rely

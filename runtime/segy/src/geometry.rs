@@ -135,10 +135,15 @@ pub fn infer(keys: &[[i32; 3]]) -> Geometry {
             ));
         }
     }
+    // Lines ascending, or descending when the file runs that way (as a regular file's
+    // lines keep file order, a padded one keeps its direction).
     let uniq = |d: usize| {
         let mut v: Vec<i32> = keys.iter().map(|k| k[d]).collect();
         v.sort_unstable();
         v.dedup();
+        if keys[0][d] > keys[n - 1][d] {
+            v.reverse();
+        }
         v
     };
     let (ilines, xlines, offsets) = (uniq(0), uniq(1), uniq(2));
@@ -160,7 +165,13 @@ pub fn infer(keys: &[[i32; 3]]) -> Geometry {
             ))
         }
     };
-    let pos = |v: &[i32], x: i32| v.binary_search(&x).unwrap_or(0);
+    let pos = |v: &[i32], x: i32| {
+        if v.len() > 1 && v[0] > v[v.len() - 1] {
+            v.binary_search_by(|p| x.cmp(p)).unwrap_or(0)
+        } else {
+            v.binary_search(&x).unwrap_or(0)
+        }
+    };
     let mut index = vec![MISSING; cells];
     let (nx, no) = (xlines.len(), offsets.len());
     for (t, k) in keys.iter().enumerate() {
@@ -358,6 +369,19 @@ mod tests {
         assert_eq!(c.missing, 1);
         assert_eq!(c.missing_cells(10), vec![(2, 11, 0)]);
         assert_eq!(c.trace_at(2, 2, 0), Some(7));
+    }
+
+    #[test]
+    fn padded_grids_keep_the_direction_of_the_lines() {
+        let mut keys = grid(&[9, 8, 7], &[3, 2, 1, 0], &[0], true);
+        keys.remove(5);
+        let g = infer(&keys);
+        let c = g.cube.unwrap();
+        assert_eq!(c.ilines, vec![9, 8, 7]);
+        assert_eq!(c.xlines, vec![3, 2, 1, 0]);
+        assert_eq!(c.missing_cells(5), vec![(8, 2, 0)]);
+        assert_eq!(c.trace_at(0, 0, 0), Some(0));
+        assert_eq!(c.trace_at(2, 3, 0), Some(10));
     }
 
     #[test]

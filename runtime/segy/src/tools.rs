@@ -7,13 +7,147 @@ use crate::format::NativeType;
 use crate::npy::{DType, NpyWriter};
 use crate::synth::{Survey, SynthSpec};
 use crate::write::{card_text, Grid, SegyWriter, WriteOptions};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Traces decoded per chunk when streaming (bounded memory whatever the file size).
 const CHUNK_BYTES: usize = 64 << 20;
 
 fn npy_err(path: &Path) -> impl Fn(std::io::Error) -> SegyError + '_ {
     move |e| SegyError::io(path, e)
+}
+
+/// An output written under a temporary name beside its final path and renamed into place
+/// by [`Staged::commit`]; dropped uncommitted, the temporary file is removed. So a failed
+/// command leaves no partial file behind and never touches an existing file of that name.
+pub struct Staged {
+    path: PathBuf,
+    tmp: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// Reserves a temporary name for `path` and checks that it can be created there (so a
+    /// missing folder or a read-only one is reported under the name the user gave).
+    pub fn new(path: &Path) -> Result<Staged> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.mlp-tmp-{}", std::process::id()));
+        std::fs::File::create(&tmp).map_err(|e| SegyError::io(path, e))?;
+        Ok(Staged {
+            path: path.to_path_buf(),
+            tmp,
+            committed: false,
+        })
+    }
+
+    /// Where to write.
+    pub fn tmp(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Moves the written file to its final path.
+    pub fn commit(mut self) -> Result<()> {
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| SegyError::io(&self.path, e))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Whether two paths name the same existing file (hard links and symlinks included).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Refuses outputs that are the input or each other.
+pub fn check_outputs(input: Option<&Path>, outputs: &[&Path]) -> Result<()> {
+    for (k, o) in outputs.iter().enumerate() {
+        if let Some(i) = input {
+            if same_file(i, o) || i == *o {
+                return Err(SegyError::Write(format!(
+                    "the output {} is the input file; choose another name",
+                    o.display()
+                )));
+            }
+        }
+        if outputs[..k].iter().any(|p| p == o || same_file(p, o)) {
+            return Err(SegyError::Write(format!(
+                "{} is named for two outputs",
+                o.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What `mlp segy export` writes.
+#[derive(Clone, Debug, Default)]
+pub struct ExportRequest {
+    /// The `.npy` of traces (or of the cube with `cube`).
+    pub out: PathBuf,
+    pub cube: bool,
+    /// Native sample type instead of float32 (trace export only).
+    pub native: bool,
+    /// The cube's mask (`cube` only).
+    pub mask: Option<PathBuf>,
+    /// Trace headers as Parquet.
+    pub headers: Option<PathBuf>,
+}
+
+/// Runs an export: every output is written under a temporary name and all are moved into
+/// place only when all succeeded. Returns the number of missing traces (cube exports).
+pub fn export(f: &SegyFile, req: &ExportRequest) -> Result<usize> {
+    let mut outs: Vec<&Path> = vec![&req.out];
+    outs.extend(req.mask.as_deref());
+    outs.extend(req.headers.as_deref());
+    check_outputs(f.path(), &outs)?;
+    if req.native && req.cube {
+        return Err(SegyError::Write(
+            "native sample types apply to trace export; cubes are float32".into(),
+        ));
+    }
+    if req.mask.is_some() && !req.cube {
+        return Err(SegyError::Write("a mask goes with a cube export".into()));
+    }
+    let out = Staged::new(&req.out)?;
+    let mask = req.mask.as_deref().map(Staged::new).transpose()?;
+    let headers = req.headers.as_deref().map(Staged::new).transpose()?;
+    let missing = if req.cube {
+        export_cube(f, out.tmp(), mask.as_ref().map(|m| m.tmp()))?
+    } else {
+        export_traces(f, out.tmp(), req.native)?;
+        0
+    };
+    if let Some(h) = &headers {
+        crate::table::write_parquet(f, h.tmp())?;
+    }
+    out.commit()?;
+    if let Some(m) = mask {
+        m.commit()?;
+    }
+    if let Some(h) = headers {
+        h.commit()?;
+    }
+    Ok(missing)
 }
 
 /// The `.npy` dtype of a native sample type.
@@ -166,6 +300,12 @@ pub fn synth_to_file(
             "LABELS: FAULT MASK IN A SEPARATE .NPY FILE",
         ]);
     }
+    let mut outs = vec![out];
+    outs.extend(labels);
+    check_outputs(None, &outs)?;
+    let staged_out = Staged::new(out)?;
+    let staged_labels = labels.map(Staged::new).transpose()?;
+    let (out, labels) = (staged_out.tmp(), staged_labels.as_ref().map(|l| l.tmp()));
     let mut w = SegyWriter::create(out, &opts)?;
     let mut lw = match labels {
         Some(p) => Some((
@@ -192,6 +332,10 @@ pub fn synth_to_file(
     w.finish()?;
     if let Some((lw, p)) = lw {
         lw.finish().map_err(npy_err(p))?;
+    }
+    staged_out.commit()?;
+    if let Some(l) = staged_labels {
+        l.commit()?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `mlp`: the command-line driver. A thin layer over the compiler database: it reads files,
 //! feeds them to the queries, and renders results.
 
+mod compute;
 mod render;
 mod segy;
 
@@ -83,6 +84,16 @@ enum Cmd {
         #[command(subcommand)]
         cmd: segy::SegyCmd,
     },
+    /// The GPU adapters wgpu sees, and which one `--device auto` picks.
+    Devices {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        cmd: compute::BenchCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -121,6 +132,8 @@ fn run(cli: Cli) -> ExitCode {
         } => graph(&file, format, output.as_deref()),
         Cmd::Explain { code } => explain(code.as_deref()),
         Cmd::Segy { cmd } => segy::run(cmd),
+        Cmd::Devices { json } => compute::devices(json),
+        Cmd::Bench { cmd } => compute::bench(cmd),
     }
 }
 

@@ -3,10 +3,15 @@
 //! backward, and (next) the layer graph, autodiff, models and training.
 
 pub mod backend;
+pub mod bench;
 pub mod cpu;
 pub mod error;
 pub mod gpu;
+pub mod graph;
+pub mod model;
 pub mod op;
+pub mod select;
+pub mod train;
 
 pub use backend::{Backend, BufId, DeviceKind, Tensor};
 pub use error::{ComputeError, Result};

@@ -1,1 +1,270 @@
-//! CPU backend (being written).
+//! The CPU backend: host buffers and the ndarray/rayon kernels of [`kernels`].
+//!
+//! [`run`] and [`eval`] call the kernels directly on slices (for the graph executor and for
+//! tests); [`CpuBackend`] implements [`Backend`] over buffers it owns.
+//!
+//! Results are deterministic: every reduction uses a fixed chunking that depends on the shapes
+//! only, so the same inputs (and the same dropout seed) give bitwise the same outputs whatever
+//! the number of rayon threads.
+
+pub mod kernels;
+pub mod linalg;
+pub mod loss;
+pub mod math;
+pub mod norm;
+pub mod par;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crate::backend::{check_dispatch, Backend, BufId, DeviceKind, Tensor};
+use crate::error::{ComputeError, Result};
+use crate::op::{numel, Op, Shape};
+
+/// Runs `op` on `inputs` (`(data, shape)` pairs), writing `outputs`, after checking the shapes
+/// ([`Op::output_shapes`]) and that every slice holds at least the elements of its shape
+/// (extra elements are ignored and left untouched). Outputs of in-place ops (optimizers) are
+/// read as the current state; other outputs are overwritten.
+pub fn run(op: &Op, inputs: &[(&[f32], &[usize])], outputs: &mut [&mut [f32]]) -> Result<()> {
+    let shapes: Vec<&[usize]> = inputs.iter().map(|(_, s)| *s).collect();
+    let want = op.output_shapes(&shapes)?;
+    if want.len() != outputs.len() {
+        return Err(crate::error::shape_err(
+            op.name(),
+            format!("produces {} outputs, {} given", want.len(), outputs.len()),
+        ));
+    }
+    let mut ins = Vec::with_capacity(inputs.len());
+    for (k, (data, shape)) in inputs.iter().enumerate() {
+        let n = numel(shape);
+        if data.len() < n {
+            return Err(ComputeError::Buffer(format!(
+                "{}: input {k} holds {} elements, shape {shape:?} needs {n}",
+                op.name(),
+                data.len()
+            )));
+        }
+        ins.push((&data[..n], *shape));
+    }
+    let mut outs: Vec<&mut [f32]> = Vec::with_capacity(outputs.len());
+    for (k, (o, shape)) in outputs.iter_mut().zip(&want).enumerate() {
+        let n = numel(shape);
+        if o.len() < n {
+            return Err(ComputeError::Buffer(format!(
+                "{}: output {k} holds {} elements, shape {shape:?} needs {n}",
+                op.name(),
+                o.len()
+            )));
+        }
+        outs.push(&mut o[..n]);
+    }
+    kernels::execute(op, &ins, &mut outs);
+    Ok(())
+}
+
+/// Runs a non-in-place `op` and returns its outputs with their shapes.
+pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])]) -> Result<Vec<(Vec<f32>, Shape)>> {
+    if op.in_place() {
+        return Err(ComputeError::Other(format!(
+            "{} updates its outputs in place: use cpu::run",
+            op.name()
+        )));
+    }
+    let shapes: Vec<&[usize]> = inputs.iter().map(|(_, s)| *s).collect();
+    let want = op.output_shapes(&shapes)?;
+    let mut bufs: Vec<Vec<f32>> = want.iter().map(|s| vec![0f32; numel(s)]).collect();
+    {
+        let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+        run(op, inputs, &mut outs)?;
+    }
+    Ok(bufs.into_iter().zip(want).collect())
+}
+
+/// A buffer slot.
+enum Slot {
+    Free,
+    /// Taken out by a running dispatch that writes it.
+    Busy(usize),
+    Ready(Arc<Vec<f32>>),
+}
+
+/// The CPU backend. Buffers are host vectors; `dispatch` runs the kernels on the rayon pool.
+///
+/// Synchronisation: the buffer table is locked only briefly. A dispatch takes its output
+/// buffers out of the table (marking them busy), shares its inputs (reference-counted) and
+/// computes without holding the lock, so independent dispatches from several threads run
+/// concurrently. An operation that touches a busy buffer waits until the dispatch writing it
+/// has finished. Dispatches are synchronous: `sync` has nothing to wait for.
+pub struct CpuBackend {
+    slots: Mutex<Vec<Slot>>,
+    done: Condvar,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuBackend {
+    pub fn new() -> CpuBackend {
+        CpuBackend {
+            slots: Mutex::new(Vec::new()),
+            done: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the table once none of `bufs` is busy; errors on unknown or freed buffers.
+    fn lock_ready(&self, bufs: &[BufId]) -> Result<MutexGuard<'_, Vec<Slot>>> {
+        let mut g = self.lock();
+        loop {
+            let mut busy = false;
+            for b in bufs {
+                match g.get(b.0 as usize) {
+                    None | Some(Slot::Free) => return Err(unknown(*b)),
+                    Some(Slot::Busy(_)) => busy = true,
+                    Some(Slot::Ready(_)) => {}
+                }
+            }
+            if !busy {
+                return Ok(g);
+            }
+            g = self.done.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+fn unknown(b: BufId) -> ComputeError {
+    ComputeError::Buffer(format!("unknown or freed buffer {b:?}"))
+}
+
+fn ready(slot: &Slot) -> &Arc<Vec<f32>> {
+    match slot {
+        Slot::Ready(a) => a,
+        _ => unreachable!("checked by lock_ready"),
+    }
+}
+
+/// Puts taken output buffers back (also when a kernel panics) and wakes waiters.
+struct Restore<'a> {
+    backend: &'a CpuBackend,
+    taken: Vec<(BufId, Arc<Vec<f32>>)>,
+}
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        let mut g = self.backend.lock();
+        for (b, data) in self.taken.drain(..) {
+            g[b.0 as usize] = Slot::Ready(data);
+        }
+        drop(g);
+        self.backend.done.notify_all();
+    }
+}
+
+impl Backend for CpuBackend {
+    fn kind(&self) -> DeviceKind {
+        DeviceKind::Cpu
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "CPU (ndarray + rayon, {} threads)",
+            rayon::current_num_threads()
+        )
+    }
+
+    fn alloc(&self, len: usize) -> Result<BufId> {
+        let mut g = self.lock();
+        let id =
+            u32::try_from(g.len()).map_err(|_| ComputeError::Buffer("too many buffers".into()))?;
+        g.push(Slot::Ready(Arc::new(vec![0f32; len])));
+        Ok(BufId(id))
+    }
+
+    fn free(&self, buf: BufId) {
+        if let Ok(mut g) = self.lock_ready(&[buf]) {
+            g[buf.0 as usize] = Slot::Free;
+        }
+    }
+
+    fn len(&self, buf: BufId) -> Result<usize> {
+        match self.lock().get(buf.0 as usize) {
+            Some(Slot::Ready(a)) => Ok(a.len()),
+            Some(Slot::Busy(n)) => Ok(*n),
+            _ => Err(unknown(buf)),
+        }
+    }
+
+    fn upload(&self, buf: BufId, data: &[f32]) -> Result<()> {
+        let mut g = self.lock_ready(&[buf])?;
+        let slot = &mut g[buf.0 as usize];
+        let Slot::Ready(a) = slot else {
+            unreachable!("checked by lock_ready")
+        };
+        if data.len() > a.len() {
+            return Err(ComputeError::Buffer(format!(
+                "upload of {} elements into buffer {buf:?} of {}",
+                data.len(),
+                a.len()
+            )));
+        }
+        Arc::make_mut(a)[..data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn download(&self, buf: BufId) -> Result<Vec<f32>> {
+        let g = self.lock_ready(&[buf])?;
+        Ok(ready(&g[buf.0 as usize]).as_ref().clone())
+    }
+
+    fn dispatch(&self, op: &Op, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()> {
+        check_dispatch(self, op, inputs, outputs)?;
+        let all: Vec<BufId> = inputs.iter().chain(outputs).map(|t| t.buf).collect();
+        let (ins, taken) = {
+            let mut g = self.lock_ready(&all)?;
+            let ins: Vec<Arc<Vec<f32>>> = inputs
+                .iter()
+                .map(|t| ready(&g[t.buf.0 as usize]).clone())
+                .collect();
+            let mut taken = Vec::with_capacity(outputs.len());
+            for t in outputs {
+                let slot = &mut g[t.buf.0 as usize];
+                let len = ready(slot).len();
+                let Slot::Ready(a) = std::mem::replace(slot, Slot::Busy(len)) else {
+                    unreachable!("checked by lock_ready")
+                };
+                taken.push((t.buf, a));
+            }
+            (ins, taken)
+        };
+        let mut restore = Restore {
+            backend: self,
+            taken,
+        };
+        let in_refs: Vec<(&[f32], &[usize])> = ins
+            .iter()
+            .zip(inputs)
+            .map(|(a, t)| (&a[..t.numel()], t.shape.as_slice()))
+            .collect();
+        // An output still shared (a concurrent reader holds it) is copied on write.
+        let mut out_refs: Vec<&mut [f32]> = restore
+            .taken
+            .iter_mut()
+            .zip(outputs)
+            .map(|((_, a), t)| &mut Arc::make_mut(a)[..t.numel()])
+            .collect();
+        kernels::execute(op, &in_refs, &mut out_refs);
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+}

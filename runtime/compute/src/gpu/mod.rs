@@ -1,1 +1,24 @@
-//! GPU backend (being written).
+//! The GPU backend: wgpu compute, one WGSL kernel file per op (`kernels/*.wgsl`).
+//!
+//! - [`GpuBackend::new`] opens an adapter chosen by [`GpuOptions`]: a discrete GPU, else an
+//!   integrated one; software adapters (lavapipe/llvmpipe, WARP) only when
+//!   [`GpuOptions::allow_cpu_adapter`] is set (tests). [`adapters`] lists what wgpu finds (for
+//!   `mlp devices`) and [`auto_pick`] is the automatic rule, `None` meaning "use the CPU".
+//! - Kernels implement exactly the semantics of [`crate::op`] (the same erf, pcg_hash/dropout
+//!   rule, padding and tie-breaking as the CPU backend); `tests/conformance.rs` checks every op
+//!   against the CPU backend on random shapes.
+//! - Dispatches are batched into one command encoder and submitted at `sync`/`download` (see
+//!   [`device`] for recording, parameter passing, buffer pooling and error handling).
+
+mod adapter;
+mod device;
+mod kernels;
+mod ops;
+
+pub use adapter::{adapters, auto_pick, AdapterInfoSummary, AdapterType, GpuOptions};
+pub use device::GpuBackend;
+
+/// Every WGSL kernel compiled into the backend: `(file name, source)`.
+pub fn kernel_sources() -> &'static [(&'static str, &'static str)] {
+    kernels::KERNELS
+}

@@ -1,0 +1,609 @@
+//! Matrix products: batched matmul, convolution (im2col + GEMM, col2im for the input
+//! gradient) and multi-head attention.
+//!
+//! Every product goes through [`gemm`], which calls ndarray's `general_mat_mul` (the
+//! cache-blocked, SIMD `matrixmultiply` kernels) on tiles of the output in parallel. The tiling
+//! depends on the shapes only, and each output element is computed by one call over the whole
+//! inner dimension, so results do not depend on the number of threads.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+
+use super::par::{CHUNK, PAR_MIN};
+use crate::op::{conv_out, numel, pad_before, Padding};
+
+/// Tiles below this many flops (2 m n k) are not split further.
+const MIN_TILE_FLOPS: usize = 1 << 22;
+/// Split the output into about this many tiles when each stays above `MIN_TILE_FLOPS`.
+const TARGET_TILES: usize = 32;
+
+/// Tile sizes (rows, columns) of the output of an `m x k` by `k x n` product: a function of
+/// the shapes only.
+fn tiles(m: usize, n: usize, k: usize) -> (usize, usize) {
+    let (mut mb, mut nb) = (m.max(1), n.max(1));
+    let half = |x: usize| x.div_ceil(2).next_multiple_of(16);
+    loop {
+        let count = m.div_ceil(mb) * n.div_ceil(nb);
+        if count >= TARGET_TILES {
+            break;
+        }
+        let (cm, cn) = if mb >= nb {
+            (half(mb), nb)
+        } else {
+            (mb, half(nb))
+        };
+        if (cm, cn) == (mb, nb) || cm < 64 || cn < 64 || 2 * cm * cn * k < MIN_TILE_FLOPS {
+            break;
+        }
+        (mb, nb) = (cm, cn);
+    }
+    (mb, nb)
+}
+
+/// `c = alpha * a · b + beta * c`, tiled over the output in parallel for large products. When
+/// `beta == 0`, `c` is not read (it may hold anything, NaN included).
+pub fn gemm(
+    alpha: f32,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    beta: f32,
+    mut c: ArrayViewMut2<f32>,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    debug_assert_eq!(b.nrows(), k);
+    debug_assert_eq!(c.dim(), (m, n));
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if beta == 0.0 {
+            c.fill(0.0);
+        } else {
+            c.mapv_inplace(|v| v * beta);
+        }
+        return;
+    }
+    let (mb, nb) = tiles(m, n, k);
+    if mb >= m && nb >= n {
+        general_mat_mul(alpha, &a, &b, beta, &mut c);
+        return;
+    }
+    c.axis_chunks_iter_mut(Axis(0), mb)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(bi, mut crows)| {
+            let r0 = bi * mb;
+            let a_blk = a.slice(s![r0..r0 + crows.nrows(), ..]);
+            crows
+                .axis_chunks_iter_mut(Axis(1), nb)
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(bj, mut ct)| {
+                    let c0 = bj * nb;
+                    let b_blk = b.slice(s![.., c0..c0 + ct.ncols()]);
+                    general_mat_mul(alpha, &a_blk, &b_blk, beta, &mut ct);
+                });
+        });
+}
+
+fn view(data: &[f32], rows: usize, cols: usize) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((rows, cols), &data[..rows * cols]).expect("contiguous view")
+}
+
+fn view_mut(data: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
+    ArrayViewMut2::from_shape((rows, cols), &mut data[..rows * cols]).expect("contiguous view")
+}
+
+/// `Op::MatMul`: `c[.., m, n] = op(a)[.., m, k] · op(b)[.., k, n]` with `op` the optional
+/// transpose of the last two axes; an operand without batch axes is broadcast.
+pub fn matmul(
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    trans_a: bool,
+    trans_b: bool,
+    c: &mut [f32],
+) {
+    let (ar, ac) = (a_shape[a_shape.len() - 2], a_shape[a_shape.len() - 1]);
+    let (br, bc) = (b_shape[b_shape.len() - 2], b_shape[b_shape.len() - 1]);
+    let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
+    let n = if trans_b { br } else { bc };
+    let a_batched = a_shape.len() > 2;
+    let b_batched = b_shape.len() > 2;
+    let batch = if a_batched {
+        numel(&a_shape[..a_shape.len() - 2])
+    } else if b_batched {
+        numel(&b_shape[..b_shape.len() - 2])
+    } else {
+        1
+    };
+    let c = &mut c[..batch * m * n];
+    if c.is_empty() {
+        return;
+    }
+    fn op_view(data: &[f32], rows: usize, cols: usize, t: bool) -> ArrayView2<'_, f32> {
+        let v = view(data, rows, cols);
+        if t {
+            v.reversed_axes()
+        } else {
+            v
+        }
+    }
+    let bv_shared = op_view(b, br, bc, trans_b);
+    if a_batched && !b_batched && !trans_a {
+        // [batch, m, k] · [k, n] is one [batch * m, k] · [k, n] product.
+        gemm(
+            1.0,
+            view(a, batch * m, k),
+            bv_shared,
+            0.0,
+            view_mut(c, batch * m, n),
+        );
+        return;
+    }
+    let one = |i: usize, ci: &mut [f32]| {
+        let ai = if a_batched { &a[i * ar * ac..] } else { a };
+        let bi = if b_batched { &b[i * br * bc..] } else { b };
+        gemm(
+            1.0,
+            op_view(ai, ar, ac, trans_a),
+            op_view(bi, br, bc, trans_b),
+            0.0,
+            view_mut(ci, m, n),
+        );
+    };
+    if batch == 1 || 2 * batch * m * n * k < MIN_TILE_FLOPS {
+        for (i, ci) in c.chunks_mut(m * n).enumerate() {
+            one(i, ci);
+        }
+    } else {
+        c.par_chunks_mut(m * n)
+            .enumerate()
+            .for_each(|(i, ci)| one(i, ci));
+    }
+}
+
+/// Geometry of a 2-D convolution.
+#[derive(Clone, Copy, Debug)]
+struct Conv {
+    n: usize,
+    ci: usize,
+    h: usize,
+    w: usize,
+    co: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    stride: usize,
+    ph: usize,
+    pw: usize,
+}
+
+impl Conv {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        n: usize,
+        ci: usize,
+        h: usize,
+        w: usize,
+        co: usize,
+        kh: usize,
+        kw: usize,
+        stride: usize,
+        padding: Padding,
+    ) -> Conv {
+        Conv {
+            n,
+            ci,
+            h,
+            w,
+            co,
+            kh,
+            kw,
+            oh: conv_out(h, kh, stride, padding).expect("checked shapes"),
+            ow: conv_out(w, kw, stride, padding).expect("checked shapes"),
+            stride,
+            ph: pad_before(h, kh, stride, padding),
+            pw: pad_before(w, kw, stride, padding),
+        }
+    }
+    /// Rows of the im2col matrix (ci kh kw).
+    fn k(&self) -> usize {
+        self.ci * self.kh * self.kw
+    }
+    /// Columns of the im2col matrix (oh ow).
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// Whether the im2col matrix is the input image itself (1x1, stride 1, no padding).
+    fn identity(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.stride == 1
+            && self.ph == 0
+            && self.pw == 0
+            && self.oh == self.h
+            && self.ow == self.w
+    }
+    /// The output positions `o` in `0..out` whose input index `o * stride + k - pad` lies in
+    /// `0..len`.
+    fn valid(out: usize, stride: usize, k: usize, pad: usize, len: usize) -> (usize, usize) {
+        // o * stride + k >= pad  and  o * stride + k - pad <= len - 1.
+        let lo = if pad > k {
+            (pad - k).div_ceil(stride)
+        } else {
+            0
+        };
+        let hi = if len + pad > k {
+            ((len + pad - k - 1) / stride + 1).min(out)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+}
+
+/// im2col of one image `x[ci, h, w]` into `col[ci kh kw, oh ow]`.
+fn im2col(g: &Conv, x: &[f32], col: &mut [f32]) {
+    let p = g.p();
+    let row = |r: usize, dst: &mut [f32]| {
+        let (c, i, j) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        let (xlo, xhi) = Conv::valid(g.ow, g.stride, j, g.pw, g.w);
+        for oy in 0..g.oh {
+            let d = &mut dst[oy * g.ow..(oy + 1) * g.ow];
+            let iy = (oy * g.stride + i) as isize - g.ph as isize;
+            if iy < 0 || iy >= g.h as isize || xlo >= xhi {
+                d.fill(0.0);
+                continue;
+            }
+            let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+            d[..xlo].fill(0.0);
+            d[xhi..].fill(0.0);
+            let x0 = xlo * g.stride + j - g.pw;
+            if g.stride == 1 {
+                d[xlo..xhi].copy_from_slice(&src[x0..x0 + (xhi - xlo)]);
+            } else {
+                for (o, v) in d[xlo..xhi]
+                    .iter_mut()
+                    .zip(src[x0..].iter().step_by(g.stride))
+                {
+                    *o = *v;
+                }
+            }
+        }
+    };
+    if col.len() < PAR_MIN {
+        for (r, dst) in col.chunks_mut(p).enumerate() {
+            row(r, dst);
+        }
+    } else {
+        col.par_chunks_mut(p)
+            .enumerate()
+            .for_each(|(r, dst)| row(r, dst));
+    }
+}
+
+/// col2im of one image: `dx[ci, h, w] = sum of col[ci kh kw, oh ow]` over the positions each
+/// input pixel was copied to (a fixed, sequential order per channel).
+fn col2im(g: &Conv, col: &[f32], dx: &mut [f32]) {
+    let p = g.p();
+    let plane = |c: usize, d: &mut [f32]| {
+        d.fill(0.0);
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let r = (c * g.kh + i) * g.kw + j;
+                let src = &col[r * p..(r + 1) * p];
+                let (xlo, xhi) = Conv::valid(g.ow, g.stride, j, g.pw, g.w);
+                if xlo >= xhi {
+                    continue;
+                }
+                for oy in 0..g.oh {
+                    let iy = (oy * g.stride + i) as isize - g.ph as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let drow = &mut d[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    let srow = &src[oy * g.ow + xlo..oy * g.ow + xhi];
+                    let x0 = xlo * g.stride + j - g.pw;
+                    if g.stride == 1 {
+                        for (o, v) in drow[x0..x0 + srow.len()].iter_mut().zip(srow) {
+                            *o += *v;
+                        }
+                    } else {
+                        for (o, v) in drow[x0..].iter_mut().step_by(g.stride).zip(srow) {
+                            *o += *v;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let hw = g.h * g.w;
+    if hw == 0 {
+        return;
+    }
+    if dx.len() < PAR_MIN {
+        for (c, d) in dx.chunks_mut(hw).enumerate() {
+            plane(c, d);
+        }
+    } else {
+        dx.par_chunks_mut(hw)
+            .enumerate()
+            .for_each(|(c, d)| plane(c, d));
+    }
+}
+
+/// Runs `f(image index, output chunk)` over the images of a batch, in parallel when there is
+/// more than one.
+fn per_image<F>(out: &mut [f32], per: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync,
+{
+    if per == 0 {
+        return;
+    }
+    if out.len() / per <= 1 {
+        for (i, o) in out.chunks_mut(per).enumerate() {
+            f(i, o);
+        }
+    } else {
+        out.par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(i, o)| f(i, o));
+    }
+}
+
+/// `Op::Conv2d`: `x[n, ci, h, w], w[co, ci, kh, kw] -> y[n, co, oh, ow]`.
+pub fn conv2d(
+    x: &[f32],
+    x_shape: &[usize],
+    w: &[f32],
+    w_shape: &[usize],
+    stride: usize,
+    padding: Padding,
+    y: &mut [f32],
+) {
+    let g = Conv::new(
+        x_shape[0], x_shape[1], x_shape[2], x_shape[3], w_shape[0], w_shape[2], w_shape[3], stride,
+        padding,
+    );
+    let (k, p) = (g.k(), g.p());
+    let wv = view(w, g.co, k);
+    let chw = g.ci * g.h * g.w;
+    per_image(&mut y[..g.n * g.co * p], g.co * p, |i, yi| {
+        let xi = &x[i * chw..(i + 1) * chw];
+        if g.identity() {
+            gemm(1.0, wv, view(xi, k, p), 0.0, view_mut(yi, g.co, p));
+        } else {
+            let mut col = vec![0f32; k * p];
+            im2col(&g, xi, &mut col);
+            gemm(1.0, wv, view(&col, k, p), 0.0, view_mut(yi, g.co, p));
+        }
+    });
+}
+
+/// `Op::Conv2dBackwardInput`: `dy[n, co, oh, ow], w[co, ci, kh, kw] -> dx[n, ci, in_h, in_w]`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_input(
+    dy: &[f32],
+    dy_shape: &[usize],
+    w: &[f32],
+    w_shape: &[usize],
+    stride: usize,
+    padding: Padding,
+    in_h: usize,
+    in_w: usize,
+    dx: &mut [f32],
+) {
+    let g = Conv::new(
+        dy_shape[0],
+        w_shape[1],
+        in_h,
+        in_w,
+        w_shape[0],
+        w_shape[2],
+        w_shape[3],
+        stride,
+        padding,
+    );
+    let (k, p) = (g.k(), g.p());
+    let wt = view(w, g.co, k).reversed_axes();
+    let chw = g.ci * g.h * g.w;
+    per_image(&mut dx[..g.n * chw], chw, |i, dxi| {
+        let dyi = view(&dy[i * g.co * p..], g.co, p);
+        if g.identity() {
+            gemm(1.0, wt, dyi, 0.0, view_mut(dxi, k, p));
+        } else {
+            let mut col = vec![0f32; k * p];
+            gemm(1.0, wt, dyi, 0.0, view_mut(&mut col, k, p));
+            col2im(&g, &col, dxi);
+        }
+    });
+}
+
+/// Floats of per-group partial weight gradients held at once in the weight gradient.
+const PARTIAL_BUDGET: usize = 1 << 22;
+
+/// `Op::Conv2dBackwardWeight`: `x[n, ci, h, w], dy[n, co, oh, ow] -> dw[co, ci, kh, kw]`,
+/// the sum over images of `dy_i · im2col(x_i)ᵀ`. Images are split into contiguous groups (a
+/// function of the shapes); each group accumulates its images in order and the group
+/// partials are added in order.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_weight(
+    x: &[f32],
+    x_shape: &[usize],
+    dy: &[f32],
+    dy_shape: &[usize],
+    stride: usize,
+    padding: Padding,
+    kh: usize,
+    kw: usize,
+    dw: &mut [f32],
+) {
+    let g = Conv::new(
+        x_shape[0],
+        x_shape[1],
+        x_shape[2],
+        x_shape[3],
+        dy_shape[1],
+        kh,
+        kw,
+        stride,
+        padding,
+    );
+    let (k, p) = (g.k(), g.p());
+    let wlen = g.co * k;
+    let dw = &mut dw[..wlen];
+    if wlen == 0 {
+        return;
+    }
+    let chw = g.ci * g.h * g.w;
+    let groups = (PARTIAL_BUDGET / wlen).clamp(1, g.n.max(1));
+    let per_group = g.n.div_ceil(groups).max(1);
+    let group = |gi: usize, acc: &mut [f32]| {
+        let mut col = if g.identity() {
+            Vec::new()
+        } else {
+            vec![0f32; k * p]
+        };
+        let imgs = gi * per_group..((gi + 1) * per_group).min(g.n);
+        if imgs.is_empty() {
+            acc.fill(0.0);
+        }
+        for (t, i) in imgs.enumerate() {
+            let xi = &x[i * chw..(i + 1) * chw];
+            let colv = if g.identity() {
+                view(xi, k, p)
+            } else {
+                im2col(&g, xi, &mut col);
+                view(&col, k, p)
+            };
+            let dyi = view(&dy[i * g.co * p..], g.co, p);
+            let beta = if t == 0 { 0.0 } else { 1.0 };
+            gemm(1.0, dyi, colv.reversed_axes(), beta, view_mut(acc, g.co, k));
+        }
+    };
+    let ngroups = g.n.div_ceil(per_group);
+    if ngroups <= 1 {
+        group(0, dw);
+        return;
+    }
+    let mut partials = vec![0f32; (ngroups - 1) * wlen];
+    // Group 0 writes dw directly; the others their partial, all in parallel.
+    rayon::join(
+        || group(0, dw),
+        || {
+            partials
+                .par_chunks_mut(wlen)
+                .enumerate()
+                .for_each(|(j, part)| group(j + 1, part));
+        },
+    );
+    // Add the partials in group order (per element, so the order is fixed).
+    let add = |off: usize, d: &mut [f32]| {
+        for part in partials.chunks(wlen) {
+            for (o, v) in d.iter_mut().zip(&part[off..]) {
+                *o += *v;
+            }
+        }
+    };
+    if partials.len() < PAR_MIN {
+        add(0, dw);
+    } else {
+        dw.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, d)| add(c * CHUNK, d));
+    }
+}
+
+/// `Op::Attention`: per batch and head, `softmax(q kᵀ / sqrt(dh))` over the unmasked keys
+/// (mask value 0; any other value keeps the key), times `v`. Rows with every key masked are
+/// zero.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    q: &[f32],
+    q_shape: &[usize],
+    k: &[f32],
+    k_shape: &[usize],
+    v: &[f32],
+    mask: &[f32],
+    heads: usize,
+    y: &mut [f32],
+) {
+    let (b, s, e) = (q_shape[0], q_shape[1], q_shape[2]);
+    let t = k_shape[1];
+    let dh = e / heads;
+    let scale = 1.0 / (dh as f32).sqrt();
+    let y = &mut y[..b * s * e];
+    if y.is_empty() {
+        return;
+    }
+    let one = |bi: usize, yb: &mut [f32]| {
+        let keep: Vec<bool> = mask[bi * t..(bi + 1) * t]
+            .iter()
+            .map(|&m| m != 0.0)
+            .collect();
+        let qb = view(&q[bi * s * e..], s, e);
+        let kb = view(&k[bi * t * e..], t, e);
+        let vb = view(&v[bi * t * e..], t, e);
+        let head = |h: usize, mut yh: ArrayViewMut2<f32>| {
+            let cols = s![.., h * dh..(h + 1) * dh];
+            let mut scores = vec![0f32; s * t];
+            gemm(
+                scale,
+                qb.slice(cols),
+                kb.slice(cols).reversed_axes(),
+                0.0,
+                view_mut(&mut scores, s, t),
+            );
+            super::par::simd(|| {
+                for row in scores.chunks_mut(t.max(1)) {
+                    let mut mx = f32::NEG_INFINITY;
+                    let mut any = false;
+                    for (x, &kp) in row.iter().zip(&keep) {
+                        if kp {
+                            any = true;
+                            mx = mx.max(*x);
+                        }
+                    }
+                    if !any {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    for (x, &kp) in row.iter_mut().zip(&keep) {
+                        let e = super::math::exp(*x - mx);
+                        *x = if kp { e } else { 0.0 };
+                    }
+                    let inv = (1.0 / super::par::seq_sum(row)) as f32;
+                    for x in row.iter_mut() {
+                        *x *= inv;
+                    }
+                }
+            });
+            gemm(1.0, view(&scores, s, t), vb.slice(cols), 0.0, yh.view_mut());
+        };
+        let mut yv = view_mut(yb, s, e);
+        if s * t * e < PAR_MIN || heads == 1 {
+            for (h, yh) in yv.axis_chunks_iter_mut(Axis(1), dh).enumerate() {
+                head(h, yh);
+            }
+        } else {
+            yv.axis_chunks_iter_mut(Axis(1), dh)
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(h, yh)| head(h, yh));
+        }
+    };
+    if b == 1 {
+        one(0, y);
+    } else {
+        y.par_chunks_mut(s * e)
+            .enumerate()
+            .for_each(|(bi, yb)| one(bi, yb));
+    }
+}

@@ -1,0 +1,739 @@
+//! The GPU backend proper: device creation, buffers, batched command recording, submission and
+//! read-back. The per-op kernel sequences live in [`super::ops`].
+//!
+//! Recording and submission. `dispatch` records into a pending command encoder, inside one
+//! long-lived compute pass, and nothing is submitted until `sync`, `download`, an upload that
+//! must be ordered after pending work... or the parameter arena fills (every
+//! [`PARAM_SLOTS`] dispatches). wgpu orders the dispatches of a pass (each is its own
+//! synchronisation scope), so scratch buffers can be reused by the next op immediately.
+//!
+//! Kernel parameters. Each dispatch gets a 256-byte slot of one uniform buffer (the arena), bound
+//! at the slot's offset. The slots' bytes are collected on the host while recording and written
+//! with one `queue.write_buffer` just before the batch is submitted; WebGPU orders that write
+//! after earlier submissions and before this one, so a batch never sees another batch's
+//! parameters and no buffer is created per dispatch.
+//!
+//! Buffers. Tensors are storage buffers of f32 (zero-initialised by wgpu). Freed buffers are
+//! kept in a pool keyed by byte size (capped) and cleared on reuse, in order with pending work;
+//! scratch buffers for multi-pass kernels come from a separate pool of power-of-two sizes.
+//! Downloads copy into a reusable staging buffer, map it and wait.
+//!
+//! Errors. Buffer creation, pipeline creation, bind groups and submission run inside wgpu error
+//! scopes, and an uncaptured-error handler records (rather than panics on) anything else, so
+//! validation errors come back as [`ComputeError::Gpu`] and allocation failures as
+//! [`ComputeError::OutOfMemory`].
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use wgpu::util::DeviceExt;
+
+use super::adapter::{self, AdapterInfoSummary, GpuOptions};
+use super::kernels;
+use crate::backend::{check_dispatch, Backend, BufId, DeviceKind, Tensor};
+use crate::error::{ComputeError, Result};
+use crate::op::Op;
+
+/// Bytes per parameter slot (the largest `min_uniform_buffer_offset_alignment` allowed).
+pub(crate) const SLOT_BYTES: usize = 256;
+/// Parameter slots per batch: a batch is submitted after this many dispatches.
+pub(crate) const PARAM_SLOTS: usize = 1024;
+/// Freed buffers kept for reuse, in bytes.
+const POOL_CAP_BYTES: u64 = 1 << 30;
+/// Freed buffers kept per size.
+const POOL_PER_SIZE: usize = 16;
+/// Largest staging buffer kept between downloads.
+const STAGING_KEEP_BYTES: u64 = 256 << 20;
+
+/// A compiled kernel entry point.
+#[derive(Clone)]
+pub(crate) struct Pipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+struct Entry {
+    buffer: wgpu::Buffer,
+    len: usize,
+}
+
+/// Everything behind the backend's mutex.
+pub(crate) struct State {
+    bufs: HashMap<u32, Entry>,
+    next_id: u32,
+    /// Freed storage buffers by byte size.
+    pool: HashMap<u64, Vec<wgpu::Buffer>>,
+    pooled_bytes: u64,
+    /// Free scratch buffers (power-of-two sizes).
+    temps: Vec<wgpu::Buffer>,
+    modules: HashMap<&'static str, wgpu::ShaderModule>,
+    pipelines: HashMap<(&'static str, &'static str), Pipeline>,
+    /// This batch's parameter slots.
+    params: Vec<u8>,
+    params_buf: wgpu::Buffer,
+    /// The pass is dropped (ended) before the encoder is used for copies or finished.
+    pass: Option<wgpu::ComputePass<'static>>,
+    encoder: Option<wgpu::CommandEncoder>,
+    staging: Option<wgpu::Buffer>,
+    /// Dispatches recorded since the backend was created (for tests and statistics).
+    dispatches: u64,
+    submits: u64,
+}
+
+/// The wgpu backend. See the module documentation for the design.
+pub struct GpuBackend {
+    pub(crate) device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: AdapterInfoSummary,
+    pub(crate) limits: wgpu::Limits,
+    state: Mutex<State>,
+    /// Errors no scope caught (recorded by the device's handler), reported at the next sync.
+    uncaptured: Arc<Mutex<Vec<String>>>,
+    lost: Arc<Mutex<Option<String>>>,
+    /// Products at least this large (in 128x128 output tiles) use the 128x128 matmul kernel.
+    pub(crate) big_tiles_min: Mutex<u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn wgpu_err(what: &str, e: wgpu::Error) -> ComputeError {
+    match e {
+        wgpu::Error::OutOfMemory { .. } => ComputeError::OutOfMemory(format!("{what}: {e}")),
+        _ => ComputeError::Gpu(format!("{what}: {e}")),
+    }
+}
+
+/// Runs `f` inside out-of-memory, validation and internal error scopes and returns the first
+/// error caught.
+pub(crate) fn scoped<T>(device: &wgpu::Device, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+    let out = f();
+    let e3 = pollster::block_on(internal.pop());
+    let e2 = pollster::block_on(validation.pop());
+    let e1 = pollster::block_on(oom.pop());
+    match e1.or(e2).or(e3) {
+        Some(e) => Err(wgpu_err(what, e)),
+        None => Ok(out),
+    }
+}
+
+impl GpuBackend {
+    /// Opens the adapter chosen by `options` (see [`super::auto_pick`]). Fails with
+    /// [`ComputeError::Gpu`] when there is no suitable adapter or the device cannot be created.
+    pub fn new(options: GpuOptions) -> Result<GpuBackend> {
+        let instance = adapter::instance();
+        let adapters = adapter::enumerate(&instance);
+        let summaries: Vec<AdapterInfoSummary> = adapters
+            .iter()
+            .enumerate()
+            .map(|(i, a)| adapter::summarize(i, a))
+            .collect();
+        let index = adapter::choose(&summaries, &options)?;
+        GpuBackend::open(&adapters[index], summaries[index].clone())
+    }
+
+    fn open(adapter: &wgpu::Adapter, info: AdapterInfoSummary) -> Result<GpuBackend> {
+        let have = adapter.limits();
+        // WebGPU's defaults, raised to what the adapter offers for big tensors, clamped to the
+        // adapter where it offers less than the defaults.
+        let mut want = wgpu::Limits::defaults();
+        want.max_storage_buffer_binding_size = have.max_storage_buffer_binding_size;
+        want.max_buffer_size = have.max_buffer_size;
+        want.max_storage_buffers_per_shader_stage = have.max_storage_buffers_per_shader_stage;
+        want.max_compute_workgroups_per_dimension = have.max_compute_workgroups_per_dimension;
+        want.max_compute_workgroup_storage_size = have.max_compute_workgroup_storage_size;
+        want.max_compute_invocations_per_workgroup = have.max_compute_invocations_per_workgroup;
+        let want = want.or_worse_values_from(&have);
+        let needs: [(&str, u64, u64); 4] = [
+            (
+                "max_storage_buffers_per_shader_stage",
+                want.max_storage_buffers_per_shader_stage as u64,
+                8,
+            ),
+            (
+                "max_compute_invocations_per_workgroup",
+                want.max_compute_invocations_per_workgroup as u64,
+                256,
+            ),
+            (
+                "max_compute_workgroup_storage_size",
+                want.max_compute_workgroup_storage_size as u64,
+                8192,
+            ),
+            (
+                "max_compute_workgroups_per_dimension",
+                want.max_compute_workgroups_per_dimension as u64,
+                1024,
+            ),
+        ];
+        for (name, got, need) in needs {
+            if got < need {
+                return Err(ComputeError::Gpu(format!(
+                    "adapter {} offers {name} = {got}, the kernels need {need}",
+                    info.name
+                )));
+            }
+        }
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("mlp-compute"),
+            required_features: wgpu::Features::empty(),
+            required_limits: want.clone(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            ..Default::default()
+        }))
+        .map_err(|e| ComputeError::Gpu(format!("cannot open {}: {e}", info.name)))?;
+        let uncaptured: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut v = lock(&sink);
+            if v.len() < 16 {
+                v.push(e.to_string());
+            }
+        }));
+        let lost: Arc<Mutex<Option<String>>> = Arc::default();
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            *lock(&lost_sink) = Some(format!("device lost ({reason:?}): {msg}"));
+        });
+        let params_buf = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("mlp params arena"),
+            size: (SLOT_BYTES * PARAM_SLOTS) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(GpuBackend {
+            device,
+            queue,
+            info,
+            limits: want,
+            state: Mutex::new(State {
+                bufs: HashMap::new(),
+                next_id: 0,
+                pool: HashMap::new(),
+                pooled_bytes: 0,
+                temps: Vec::new(),
+                modules: HashMap::new(),
+                pipelines: HashMap::new(),
+                params: Vec::with_capacity(SLOT_BYTES * PARAM_SLOTS),
+                params_buf,
+                pass: None,
+                encoder: None,
+                staging: None,
+                dispatches: 0,
+                submits: 0,
+            }),
+            uncaptured,
+            lost,
+            big_tiles_min: Mutex::new(64),
+        })
+    }
+
+    /// The adapter in use.
+    pub fn adapter_info(&self) -> &AdapterInfoSummary {
+        &self.info
+    }
+
+    /// `(dispatches recorded, batches submitted)` so far.
+    pub fn stats(&self) -> (u64, u64) {
+        let st = lock(&self.state);
+        (st.dispatches, st.submits)
+    }
+
+    /// Tuning knob (tests, benchmarks): products with at least this many 128x128 output tiles
+    /// use the 128x128 matmul kernel, smaller ones the 64x64 kernel. Default 64.
+    pub fn set_big_matmul_threshold(&self, tiles: u64) {
+        *lock(&self.big_tiles_min) = tiles;
+    }
+
+    fn check_alive(&self) -> Result<()> {
+        if let Some(msg) = lock(&self.lost).clone() {
+            return Err(ComputeError::Gpu(msg));
+        }
+        Ok(())
+    }
+
+    fn take_uncaptured(&self) -> Result<()> {
+        let errs = std::mem::take(&mut *lock(&self.uncaptured));
+        if errs.is_empty() {
+            return Ok(());
+        }
+        let all = errs.join("; ");
+        if all.to_lowercase().contains("out of memory") {
+            Err(ComputeError::OutOfMemory(all))
+        } else {
+            Err(ComputeError::Gpu(all))
+        }
+    }
+
+    fn storage_usage() -> wgpu::BufferUsages {
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
+    }
+
+    /// The largest buffer one kernel binding can address, in bytes.
+    fn max_binding(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
+    /// Bytes of a buffer of `len` f32 (at least 4: bindings cannot be empty), or an
+    /// out-of-memory error when one binding cannot address it.
+    fn buffer_bytes(&self, len: usize) -> Result<u64> {
+        let bytes = (len as u64).saturating_mul(4).max(4);
+        let max = self.max_binding();
+        if bytes > max || len > u32::MAX as usize {
+            return Err(ComputeError::OutOfMemory(format!(
+                "a buffer of {len} f32 ({bytes} bytes) exceeds what {} can bind in one kernel \
+                 ({max} bytes)",
+                self.info.name
+            )));
+        }
+        Ok(bytes)
+    }
+
+    fn create_storage(&self, bytes: u64, label: &str) -> Result<wgpu::Buffer> {
+        scoped(&self.device, "buffer allocation", || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: Self::storage_usage(),
+                mapped_at_creation: false,
+            })
+        })
+    }
+
+    /// Ends the open compute pass (if any) and returns the pending encoder, creating one.
+    fn encoder<'s>(&self, st: &'s mut State) -> &'s mut wgpu::CommandEncoder {
+        st.pass = None;
+        st.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("mlp batch"),
+                })
+        })
+    }
+
+    /// Submits the pending batch (parameters first).
+    fn flush(&self, st: &mut State) -> Result<()> {
+        st.pass = None;
+        let Some(encoder) = st.encoder.take() else {
+            st.params.clear();
+            return Ok(());
+        };
+        let params = std::mem::take(&mut st.params);
+        let res = scoped(&self.device, "submit", || {
+            if !params.is_empty() {
+                self.queue.write_buffer(&st.params_buf, 0, &params);
+            }
+            self.queue.submit([encoder.finish()]);
+        });
+        st.params = params;
+        st.params.clear();
+        st.submits += 1;
+        res
+    }
+
+    fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| ComputeError::Gpu(format!("waiting for the GPU: {e}")))?;
+        Ok(())
+    }
+
+    fn lookup(st: &State, buf: BufId) -> Result<(wgpu::Buffer, usize)> {
+        st.bufs
+            .get(&buf.0)
+            .map(|e| (e.buffer.clone(), e.len))
+            .ok_or_else(|| ComputeError::Buffer(format!("unknown or freed buffer {buf:?}")))
+    }
+}
+
+/// Records the kernels of one op: scratch buffers, parameter slots, pipelines, dispatches.
+pub(crate) struct Recorder<'a> {
+    pub gpu: &'a GpuBackend,
+    st: &'a mut State,
+    taken: Vec<wgpu::Buffer>,
+}
+
+impl Recorder<'_> {
+    /// A scratch buffer of at least `len` f32, valid until the op is recorded. Its contents are
+    /// undefined: kernels write every element they later read.
+    pub fn temp(&mut self, len: usize) -> Result<wgpu::Buffer> {
+        let bytes = self.gpu.buffer_bytes(len)?;
+        let best = self
+            .st
+            .temps
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.size() >= bytes)
+            .min_by_key(|(_, b)| b.size())
+            .map(|(i, _)| i);
+        let buf = match best {
+            Some(i) => self.st.temps.swap_remove(i),
+            None => {
+                // Power-of-two sizes (at least 256 bytes) so that scratch buffers get reused,
+                // within what one binding can address.
+                let size = bytes
+                    .next_power_of_two()
+                    .max(256)
+                    .min(self.gpu.max_binding());
+                self.gpu.create_storage(size.max(bytes), "mlp scratch")?
+            }
+        };
+        self.taken.push(buf.clone());
+        Ok(buf)
+    }
+
+    fn pipeline(&mut self, kernel: &'static str, entry: &'static str) -> Result<Pipeline> {
+        if let Some(p) = self.st.pipelines.get(&(kernel, entry)) {
+            return Ok(p.clone());
+        }
+        let device = &self.gpu.device;
+        let module = match self.st.modules.get(kernel) {
+            Some(m) => m.clone(),
+            None => {
+                let m = scoped(device, kernel, || {
+                    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(kernel),
+                        source: wgpu::ShaderSource::Wgsl(kernels::source(kernel).into()),
+                    })
+                })?;
+                self.st.modules.insert(kernel, m.clone());
+                m
+            }
+        };
+        let p = scoped(device, kernel, || {
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &[],
+                    // Every kernel writes its workgroup memory before reading it.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+            let layout = pipeline.get_bind_group_layout(0);
+            Pipeline { pipeline, layout }
+        })?;
+        self.st.pipelines.insert((kernel, entry), p.clone());
+        Ok(p)
+    }
+
+    /// A grid of `groups` workgroups for a 1-D kernel that folds `(wg.y * nwg.x + wg.x)`:
+    /// more than the per-dimension limit spill into y.
+    pub fn grid1(&self, groups: u64) -> Result<[u32; 3]> {
+        let max = self.gpu.limits.max_compute_workgroups_per_dimension as u64;
+        let groups = groups.max(1);
+        if groups <= max {
+            return Ok([groups as u32, 1, 1]);
+        }
+        let y = groups.div_ceil(max);
+        if y > max {
+            return Err(ComputeError::Gpu(format!(
+                "{groups} workgroups exceed the {max} x {max} grid"
+            )));
+        }
+        Ok([max as u32, y as u32, 1])
+    }
+
+    /// Checks a 3-D grid against the device limit.
+    pub fn check_grid(&self, g: [u64; 3]) -> Result<[u32; 3]> {
+        let max = self.gpu.limits.max_compute_workgroups_per_dimension as u64;
+        if g.iter().any(|&d| d > max) {
+            return Err(ComputeError::Gpu(format!(
+                "grid {g:?} exceeds {max} workgroups per dimension"
+            )));
+        }
+        Ok([g[0] as u32, g[1] as u32, g[2] as u32])
+    }
+
+    /// Records one dispatch of `kernel`'s `entry` with these parameter words (binding 0) and
+    /// storage buffers (`(binding, buffer)`), over `groups` workgroups.
+    pub fn run(
+        &mut self,
+        kernel: &'static str,
+        entry: &'static str,
+        params: &[u32],
+        bufs: &[(u32, &wgpu::Buffer)],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        assert!(
+            params.len() * 4 <= SLOT_BYTES,
+            "{kernel}: too many parameters"
+        );
+        let pipe = self.pipeline(kernel, entry)?;
+        if self.st.params.len() >= SLOT_BYTES * PARAM_SLOTS {
+            self.gpu.flush(self.st)?;
+        }
+        let offset = self.st.params.len();
+        self.st
+            .params
+            .extend_from_slice(bytemuck::cast_slice::<u32, u8>(params));
+        self.st.params.resize(offset + SLOT_BYTES, 0);
+        let device = &self.gpu.device;
+        let mut entries = Vec::with_capacity(bufs.len() + 1);
+        entries.push(wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.st.params_buf,
+                offset: offset as u64,
+                size: NonZeroU64::new(SLOT_BYTES as u64),
+            }),
+        });
+        for (binding, buf) in bufs {
+            entries.push(wgpu::BindGroupEntry {
+                binding: *binding,
+                resource: buf.as_entire_binding(),
+            });
+        }
+        let bind_group = scoped(device, kernel, || {
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &pipe.layout,
+                entries: &entries,
+            })
+        });
+        let bind_group = match bind_group {
+            Ok(b) => b,
+            Err(e) => {
+                self.st.params.truncate(offset);
+                return Err(e);
+            }
+        };
+        if self.st.pass.is_none() {
+            let encoder = self.gpu.encoder(self.st);
+            let pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("mlp kernels"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            self.st.pass = Some(pass);
+        }
+        let pass = self.st.pass.as_mut().expect("pass just opened");
+        pass.set_pipeline(&pipe.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        self.st.dispatches += 1;
+        Ok(())
+    }
+}
+
+/// A buffer handle resolved for recording.
+pub(crate) struct GpuTensor<'t> {
+    pub buf: wgpu::Buffer,
+    pub shape: &'t [usize],
+}
+
+impl GpuTensor<'_> {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+impl Backend for GpuBackend {
+    fn kind(&self) -> DeviceKind {
+        DeviceKind::Gpu
+    }
+
+    fn describe(&self) -> String {
+        let i = &self.info;
+        format!(
+            "{} ({}, {}, driver {}{})",
+            i.name,
+            i.device_type,
+            i.backend,
+            if i.driver.is_empty() { "?" } else { &i.driver },
+            if i.driver_info.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", i.driver_info)
+            }
+        )
+    }
+
+    fn alloc(&self, len: usize) -> Result<BufId> {
+        self.check_alive()?;
+        let bytes = self.buffer_bytes(len)?;
+        let mut st = lock(&self.state);
+        let reused = st.pool.get_mut(&bytes).and_then(|v| v.pop());
+        let buffer = match reused {
+            Some(b) => {
+                st.pooled_bytes -= bytes;
+                // Zero it in order with the work that used it before.
+                self.encoder(&mut st).clear_buffer(&b, 0, None);
+                b
+            }
+            None => self.create_storage(bytes, "mlp tensor")?,
+        };
+        let id = st.next_id;
+        st.next_id = st
+            .next_id
+            .checked_add(1)
+            .ok_or_else(|| ComputeError::Buffer("too many buffers".into()))?;
+        st.bufs.insert(id, Entry { buffer, len });
+        Ok(BufId(id))
+    }
+
+    fn free(&self, buf: BufId) {
+        let mut st = lock(&self.state);
+        if let Some(e) = st.bufs.remove(&buf.0) {
+            let bytes = e.buffer.size();
+            let room = st.pooled_bytes + bytes <= POOL_CAP_BYTES;
+            let list = st.pool.entry(bytes).or_default();
+            if room && list.len() < POOL_PER_SIZE {
+                list.push(e.buffer);
+                st.pooled_bytes += bytes;
+            }
+        }
+    }
+
+    fn len(&self, buf: BufId) -> Result<usize> {
+        let st = lock(&self.state);
+        Self::lookup(&st, buf).map(|(_, len)| len)
+    }
+
+    fn upload(&self, buf: BufId, data: &[f32]) -> Result<()> {
+        self.check_alive()?;
+        let mut st = lock(&self.state);
+        let (dst, len) = Self::lookup(&st, buf)?;
+        if data.len() > len {
+            return Err(ComputeError::Buffer(format!(
+                "upload of {} elements into buffer {buf:?} of {len}",
+                data.len()
+            )));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        if st.encoder.is_none() {
+            // Nothing pending: the queue orders the write after earlier submissions.
+            return scoped(&self.device, "upload", || {
+                self.queue.write_buffer(&dst, 0, bytes)
+            });
+        }
+        // Pending dispatches may read the old contents: copy in order with them.
+        let src = scoped(&self.device, "upload", || {
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("mlp upload"),
+                    contents: bytes,
+                    usage: wgpu::BufferUsages::COPY_SRC,
+                })
+        })?;
+        self.encoder(&mut st)
+            .copy_buffer_to_buffer(&src, 0, &dst, 0, bytes.len() as u64);
+        Ok(())
+    }
+
+    fn download(&self, buf: BufId) -> Result<Vec<f32>> {
+        self.check_alive()?;
+        let mut st = lock(&self.state);
+        let (src, len) = Self::lookup(&st, buf)?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = len as u64 * 4;
+        let staging = match st.staging.take() {
+            Some(s) if s.size() >= bytes => s,
+            _ => scoped(&self.device, "download", || {
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("mlp staging"),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })?,
+        };
+        self.encoder(&mut st)
+            .copy_buffer_to_buffer(&src, 0, &staging, 0, bytes);
+        self.flush(&mut st)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let slice = staging.slice(0..bytes);
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|_| ComputeError::Gpu("download: mapping never completed".into()))?
+            .map_err(|e| ComputeError::Gpu(format!("download: {e}")))?;
+        let data = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| ComputeError::Gpu(format!("download: {e:?}")))?;
+            bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+        };
+        staging.unmap();
+        if staging.size() <= STAGING_KEEP_BYTES {
+            st.staging = Some(staging);
+        }
+        drop(st);
+        self.take_uncaptured()?;
+        Ok(data)
+    }
+
+    fn dispatch(&self, op: &Op, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()> {
+        check_dispatch(self, op, inputs, outputs)?;
+        self.check_alive()?;
+        let mut st = lock(&self.state);
+        let resolve = |st: &State, t: &Tensor| -> Result<wgpu::Buffer> {
+            if t.numel() > u32::MAX as usize {
+                return Err(ComputeError::OutOfMemory(format!(
+                    "{}: tensor {:?} has more than 2^32 elements",
+                    op.name(),
+                    t.shape
+                )));
+            }
+            Self::lookup(st, t.buf).map(|(b, _)| b)
+        };
+        let ins = inputs
+            .iter()
+            .map(|t| {
+                Ok(GpuTensor {
+                    buf: resolve(&st, t)?,
+                    shape: &t.shape,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let outs = outputs
+            .iter()
+            .map(|t| {
+                Ok(GpuTensor {
+                    buf: resolve(&st, t)?,
+                    shape: &t.shape,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut rec = Recorder {
+            gpu: self,
+            st: &mut st,
+            taken: Vec::new(),
+        };
+        let res = super::ops::record(&mut rec, op, &ins, &outs);
+        let taken = std::mem::take(&mut rec.taken);
+        st.temps.extend(taken);
+        res
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.check_alive()?;
+        let mut st = lock(&self.state);
+        self.flush(&mut st)?;
+        drop(st);
+        self.wait()?;
+        self.check_alive()?;
+        self.take_uncaptured()
+    }
+}

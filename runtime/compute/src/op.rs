@@ -231,7 +231,7 @@ impl Op {
     }
 
     /// The output shapes for these input shapes, or an error naming the op and the shapes.
-    /// For in-place ops, `outputs` must be passed to check them; other ops ignore it.
+    /// In-place ops (optimizers) have outputs of their gradient's shape.
     pub fn output_shapes(&self, inputs: &[&[usize]]) -> Result<Vec<Shape>> {
         let name = self.name();
         if inputs.len() != self.arity() {
@@ -422,7 +422,7 @@ impl Op {
             Op::Upsample2Backward => {
                 rank(i[0], 4, "dy")?;
                 let d = i[0];
-                if d[2] % 2 != 0 || d[3] % 2 != 0 {
+                if !d[2].is_multiple_of(2) || !d[3].is_multiple_of(2) {
                     return Err(shape_err(name, format!("dy {d:?} has odd spatial size")));
                 }
                 vec![vec![d[0], d[1], d[2] / 2, d[3] / 2]]
@@ -526,7 +526,7 @@ impl Op {
                 rank(q, 3, "q")?;
                 rank(k, 3, "k")?;
                 same(k, v)?;
-                if *heads == 0 || q[2] % heads != 0 || q[2] != k[2] || q[0] != k[0] {
+                if *heads == 0 || !q[2].is_multiple_of(*heads) || q[2] != k[2] || q[0] != k[0] {
                     return Err(shape_err(
                         name,
                         format!("q {q:?} and k {k:?} do not split into {heads} heads"),

@@ -237,7 +237,7 @@ pub fn bias_grad(dy: &[f32], shape: &[usize], axis: usize, db: &mut [f32]) {
                     for (a, &v) in acc.iter_mut().zip(r) {
                         *a += v as f64;
                     }
-                } else {
+                } else if inner > 0 {
                     for (a, q) in acc.iter_mut().zip(r.chunks(inner)) {
                         *a += par::seq_sum(q);
                     }

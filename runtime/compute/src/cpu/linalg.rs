@@ -561,30 +561,7 @@ pub fn attention(
                 0.0,
                 view_mut(&mut scores, s, t),
             );
-            super::par::simd(|| {
-                for row in scores.chunks_mut(t.max(1)) {
-                    let mut mx = f32::NEG_INFINITY;
-                    let mut any = false;
-                    for (x, &kp) in row.iter().zip(&keep) {
-                        if kp {
-                            any = true;
-                            mx = mx.max(*x);
-                        }
-                    }
-                    if !any {
-                        row.fill(0.0);
-                        continue;
-                    }
-                    for (x, &kp) in row.iter_mut().zip(&keep) {
-                        let e = super::math::exp(*x - mx);
-                        *x = if kp { e } else { 0.0 };
-                    }
-                    let inv = (1.0 / super::par::seq_sum(row)) as f32;
-                    for x in row.iter_mut() {
-                        *x *= inv;
-                    }
-                }
-            });
+            masked_softmax_rows(&mut scores, t, &keep);
             gemm(1.0, view(&scores, s, t), vb.slice(cols), 0.0, yh.view_mut());
         };
         let mut yv = view_mut(yb, s, e);
@@ -605,5 +582,37 @@ pub fn attention(
         y.par_chunks_mut(s * e)
             .enumerate()
             .for_each(|(bi, yb)| one(bi, yb));
+    }
+}
+
+super::par::simd_fn! {
+    /// Softmax over the kept columns of each row of `scores` (rows of `t`); rows with no kept
+    /// column become zero.
+    fn masked_softmax_rows(scores: &mut [f32], t: usize, keep: &[bool]) {
+        if t == 0 {
+            return;
+        }
+        for row in scores.chunks_mut(t) {
+            let mut mx = f32::NEG_INFINITY;
+            let mut any = false;
+            for (x, &kp) in row.iter().zip(keep) {
+                if kp {
+                    any = true;
+                    mx = if *x > mx { *x } else { mx };
+                }
+            }
+            if !any {
+                row.fill(0.0);
+                continue;
+            }
+            for (x, &kp) in row.iter_mut().zip(keep) {
+                let e = super::math::exp(*x - mx);
+                *x = if kp { e } else { 0.0 };
+            }
+            let inv = (1.0 / super::par::seq_sum(row)) as f32;
+            for x in row.iter_mut() {
+                *x *= inv;
+            }
+        }
     }
 }

@@ -6,7 +6,9 @@
 use rayon::prelude::*;
 
 use super::math;
-use super::par::{chunked_sums, chunked_sums_out, map2, seq_sum, simd, CHUNK, PAR_MIN, SUM_CHUNK};
+use super::par::{
+    chunked_sums, chunked_sums_out, map2, seq_sum, simd_fn, CHUNK, PAR_MIN, SUM_CHUNK,
+};
 
 /// `Op::MseLoss`: `loss = mean((p - t)^2)`, `dp = 2 (p - t) / N`.
 pub fn mse_loss(pred: &[f32], target: &[f32], loss: &mut f32, dpred: &mut [f32]) {
@@ -42,8 +44,16 @@ pub fn bce_with_logits(
     let [s] = chunked_sums_out(dlogits, |off, d| {
         let mut terms = [0f32; SUM_CHUNK];
         let terms = &mut terms[..d.len()];
-        let xs = &logits[off..off + d.len()];
-        let ts = &target[off..off + d.len()];
+        let r = off..off + d.len();
+        bce_chunk(&logits[r.clone()], &target[r], w, k, d, terms);
+        [seq_sum(terms)]
+    });
+    *loss = if n > 0 { (s / n as f64) as f32 } else { 0.0 };
+}
+
+simd_fn! {
+    /// BCE loss terms and gradients of one chunk.
+    fn bce_chunk(xs: &[f32], ts: &[f32], w: f32, k: f32, d: &mut [f32], terms: &mut [f32]) {
         for (((o, l), &x), &t) in d.iter_mut().zip(terms.iter_mut()).zip(xs).zip(ts) {
             let e = math::exp(-x.abs());
             let lp = math::log1p_unit(e);
@@ -55,9 +65,7 @@ pub fn bce_with_logits(
             let sig = if x >= 0.0 { inv } else { e * inv };
             *o = (sig * (wt + 1.0 - t) - wt) * k;
         }
-        [seq_sum(terms)]
-    });
-    *loss = if n > 0 { (s / n as f64) as f32 } else { 0.0 };
+    }
 }
 
 /// `Op::DiceLoss`: `L = 1 - (2 Σ p t + eps) / (Σ p + Σ t + eps)` over all elements;
@@ -93,20 +101,25 @@ pub fn sgd(
     param: &mut [f32],
     vel: &mut [f32],
 ) {
-    let body = |g: &[f32], p: &mut [f32], v: &mut [f32]| {
+    let h = [lr, momentum, weight_decay];
+    if grad.len() < PAR_MIN {
+        sgd_chunk(grad, param, vel, h);
+    } else {
+        grad.par_chunks(CHUNK)
+            .zip(param.par_chunks_mut(CHUNK))
+            .zip(vel.par_chunks_mut(CHUNK))
+            .for_each(|((g, p), v)| sgd_chunk(g, p, v, h));
+    }
+}
+
+simd_fn! {
+    fn sgd_chunk(g: &[f32], p: &mut [f32], v: &mut [f32], h: [f32; 3]) {
+        let [lr, momentum, weight_decay] = h;
         for ((&g, p), v) in g.iter().zip(p.iter_mut()).zip(v.iter_mut()) {
             let d = g + weight_decay * *p;
             *v = momentum * *v + d;
             *p -= lr * *v;
         }
-    };
-    if grad.len() < PAR_MIN {
-        simd(|| body(grad, param, vel));
-    } else {
-        grad.par_chunks(CHUNK)
-            .zip(param.par_chunks_mut(CHUNK))
-            .zip(vel.par_chunks_mut(CHUNK))
-            .for_each(|((g, p), v)| simd(|| body(g, p, v)));
     }
 }
 
@@ -143,8 +156,22 @@ pub fn adam(grad: &[f32], h: AdamParams, param: &mut [f32], m: &mut [f32], v: &m
         1.0
     };
     let l2 = if h.decoupled { 0.0 } else { h.weight_decay };
-    let (w1, b2, eps) = ((1.0 - h.beta1 as f64) as f32, h.beta2, h.eps);
-    let body = |g: &[f32], p: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+    let w1 = (1.0 - h.beta1 as f64) as f32;
+    let k = [l2, decay, w1, h.beta2, bc2_sqrt, h.eps, step_size];
+    if grad.len() < PAR_MIN {
+        adam_chunk(grad, param, m, v, k);
+    } else {
+        grad.par_chunks(CHUNK)
+            .zip(param.par_chunks_mut(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .for_each(|(((g, p), m), v)| adam_chunk(g, p, m, v, k));
+    }
+}
+
+simd_fn! {
+    fn adam_chunk(g: &[f32], p: &mut [f32], m: &mut [f32], v: &mut [f32], k: [f32; 7]) {
+        let [l2, decay, w1, b2, bc2_sqrt, eps, step_size] = k;
         for (((&g, p), m), v) in g
             .iter()
             .zip(p.iter_mut())
@@ -163,14 +190,5 @@ pub fn adam(grad: &[f32], h: AdamParams, param: &mut [f32], m: &mut [f32], v: &m
             let denom = v.sqrt() / bc2_sqrt + eps;
             *p -= step_size * (*m / denom);
         }
-    };
-    if grad.len() < PAR_MIN {
-        simd(|| body(grad, param, m, v));
-    } else {
-        grad.par_chunks(CHUNK)
-            .zip(param.par_chunks_mut(CHUNK))
-            .zip(m.par_chunks_mut(CHUNK))
-            .zip(v.par_chunks_mut(CHUNK))
-            .for_each(|(((g, p), m), v)| simd(|| body(g, p, m, v)));
     }
 }

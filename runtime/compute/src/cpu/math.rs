@@ -26,7 +26,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let p = p * r * r + r + 1.0;
     // 2^n = 2^h 2^(n - h), both factors normal for n in -150..=129.
     let h = ni >> 1;
@@ -77,10 +77,10 @@ pub fn tanh(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
     let mut p = -5.704_988_7e-3;
-    p = p * z + 2.063_908_9e-2;
+    p = p * z + 2.063_909e-2;
     p = p * z - 5.373_971_6e-2;
     p = p * z + 1.333_144_2e-1;
-    p = p * z - 3.333_328_2e-1;
+    p = p * z - 3.333_328e-1;
     let small = x + x * z * p;
     // (Not `a.min(10.0)`, which would turn NaN into 10.)
     let big = 1.0 - 2.0 / (exp(2.0 * if a > 10.0 { 10.0 } else { a }) + 1.0);

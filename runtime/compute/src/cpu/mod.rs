@@ -4,8 +4,14 @@
 //! tests); [`CpuBackend`] implements [`Backend`] over buffers it owns.
 //!
 //! Results are deterministic: every reduction uses a fixed chunking that depends on the shapes
-//! only, so the same inputs (and the same dropout seed) give bitwise the same outputs whatever
-//! the number of rayon threads.
+//! only, matrix products are tiled by shape, and the AVX2 and baseline versions of the hot
+//! loops perform the same operations in the same order ([`par`]), so the same inputs (and the
+//! same dropout seed) give bitwise the same outputs whatever the number of rayon threads.
+//!
+//! Module map: [`linalg`] (matmul, convolution, attention), [`norm`] (batch and layer norm,
+//! softmax), [`loss`] (losses, optimizers), [`kernels`] (the rest, and the dispatch from
+//! [`Op`] to the kernels), [`math`] (vectorisable exp, tanh, sigmoid, erf), [`par`] (parallel
+//! and SIMD helpers).
 
 pub mod kernels;
 pub mod linalg;
@@ -82,6 +88,13 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])]) -> Result<Vec<(Vec<f32>, Sha
     Ok(bufs.into_iter().zip(want).collect())
 }
 
+/// The buffers, and the freed slots available for reuse.
+#[derive(Default)]
+struct Table {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
 /// A buffer slot.
 enum Slot {
     Free,
@@ -97,8 +110,12 @@ enum Slot {
 /// computes without holding the lock, so independent dispatches from several threads run
 /// concurrently. An operation that touches a busy buffer waits until the dispatch writing it
 /// has finished. Dispatches are synchronous: `sync` has nothing to wait for.
+///
+/// Buffer ids of freed buffers are reused by later allocations. A dispatch issued from inside
+/// a rayon task that needs a buffer an enclosing dispatch on the same thread is writing would
+/// wait for itself; dispatches that share no written buffer never wait.
 pub struct CpuBackend {
-    slots: Mutex<Vec<Slot>>,
+    table: Mutex<Table>,
     done: Condvar,
 }
 
@@ -111,22 +128,22 @@ impl Default for CpuBackend {
 impl CpuBackend {
     pub fn new() -> CpuBackend {
         CpuBackend {
-            slots: Mutex::new(Vec::new()),
+            table: Mutex::new(Table::default()),
             done: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Slot>> {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Locks the table once none of `bufs` is busy; errors on unknown or freed buffers.
-    fn lock_ready(&self, bufs: &[BufId]) -> Result<MutexGuard<'_, Vec<Slot>>> {
+    fn lock_ready(&self, bufs: &[BufId]) -> Result<MutexGuard<'_, Table>> {
         let mut g = self.lock();
         loop {
             let mut busy = false;
             for b in bufs {
-                match g.get(b.0 as usize) {
+                match g.slots.get(b.0 as usize) {
                     None | Some(Slot::Free) => return Err(unknown(*b)),
                     Some(Slot::Busy(_)) => busy = true,
                     Some(Slot::Ready(_)) => {}
@@ -161,7 +178,7 @@ impl Drop for Restore<'_> {
     fn drop(&mut self) {
         let mut g = self.backend.lock();
         for (b, data) in self.taken.drain(..) {
-            g[b.0 as usize] = Slot::Ready(data);
+            g.slots[b.0 as usize] = Slot::Ready(data);
         }
         drop(g);
         self.backend.done.notify_all();
@@ -181,21 +198,29 @@ impl Backend for CpuBackend {
     }
 
     fn alloc(&self, len: usize) -> Result<BufId> {
+        let data = Slot::Ready(Arc::new(vec![0f32; len]));
         let mut g = self.lock();
-        let id =
-            u32::try_from(g.len()).map_err(|_| ComputeError::Buffer("too many buffers".into()))?;
-        g.push(Slot::Ready(Arc::new(vec![0f32; len])));
+        // Freed slots are reused (last freed first), so the table does not grow without
+        // bound in long runs.
+        if let Some(id) = g.free.pop() {
+            g.slots[id as usize] = data;
+            return Ok(BufId(id));
+        }
+        let id = u32::try_from(g.slots.len())
+            .map_err(|_| ComputeError::Buffer("too many buffers".into()))?;
+        g.slots.push(data);
         Ok(BufId(id))
     }
 
     fn free(&self, buf: BufId) {
         if let Ok(mut g) = self.lock_ready(&[buf]) {
-            g[buf.0 as usize] = Slot::Free;
+            g.slots[buf.0 as usize] = Slot::Free;
+            g.free.push(buf.0);
         }
     }
 
     fn len(&self, buf: BufId) -> Result<usize> {
-        match self.lock().get(buf.0 as usize) {
+        match self.lock().slots.get(buf.0 as usize) {
             Some(Slot::Ready(a)) => Ok(a.len()),
             Some(Slot::Busy(n)) => Ok(*n),
             _ => Err(unknown(buf)),
@@ -204,7 +229,7 @@ impl Backend for CpuBackend {
 
     fn upload(&self, buf: BufId, data: &[f32]) -> Result<()> {
         let mut g = self.lock_ready(&[buf])?;
-        let slot = &mut g[buf.0 as usize];
+        let slot = &mut g.slots[buf.0 as usize];
         let Slot::Ready(a) = slot else {
             unreachable!("checked by lock_ready")
         };
@@ -221,7 +246,7 @@ impl Backend for CpuBackend {
 
     fn download(&self, buf: BufId) -> Result<Vec<f32>> {
         let g = self.lock_ready(&[buf])?;
-        Ok(ready(&g[buf.0 as usize]).as_ref().clone())
+        Ok(ready(&g.slots[buf.0 as usize]).as_ref().clone())
     }
 
     fn dispatch(&self, op: &Op, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()> {
@@ -231,11 +256,11 @@ impl Backend for CpuBackend {
             let mut g = self.lock_ready(&all)?;
             let ins: Vec<Arc<Vec<f32>>> = inputs
                 .iter()
-                .map(|t| ready(&g[t.buf.0 as usize]).clone())
+                .map(|t| ready(&g.slots[t.buf.0 as usize]).clone())
                 .collect();
             let mut taken = Vec::with_capacity(outputs.len());
             for t in outputs {
-                let slot = &mut g[t.buf.0 as usize];
+                let slot = &mut g.slots[t.buf.0 as usize];
                 let len = ready(slot).len();
                 let Slot::Ready(a) = std::mem::replace(slot, Slot::Busy(len)) else {
                     unreachable!("checked by lock_ready")

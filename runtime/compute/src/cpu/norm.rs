@@ -17,9 +17,9 @@ where
     F: Fn(usize) -> [f64; K] + Sync,
 {
     if planes < 64 {
-        (0..planes).map(f).collect()
+        (0..planes).map(&f).collect()
     } else {
-        (0..planes).into_par_iter().map(f).collect()
+        (0..planes).into_par_iter().map(&f).collect()
     }
 }
 
@@ -42,7 +42,9 @@ pub fn batchnorm_train(
     let shift: Vec<f64> = (0..c)
         .map(|ch| if n * s > 0 { x[ch * s] as f64 } else { 0.0 })
         .collect();
-    let sums = plane_sums(n * c, |pl| shifted_sums(&x[pl * s..(pl + 1) * s], shift[pl % c]));
+    let sums = plane_sums(n * c, |pl| {
+        shifted_sums(&x[pl * s..(pl + 1) * s], shift[pl % c])
+    });
     let count = (n * s) as f64;
     for ch in 0..c {
         let (mut s1, mut s2) = (0f64, 0f64);

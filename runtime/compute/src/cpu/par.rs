@@ -13,6 +13,7 @@
 
 use rayon::prelude::*;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Below this many elements, elementwise kernels run on the calling thread.
 pub const PAR_MIN: usize = 1 << 15;
@@ -21,12 +22,21 @@ pub const CHUNK: usize = 1 << 13;
 /// Chunk size of reductions (fixed: results do not depend on the thread count).
 pub const SUM_CHUNK: usize = 1 << 12;
 
-/// Whether the CPU has AVX2 (cached by the standard library).
+static BASELINE_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Turns the AVX2 versions of the kernels off (`false`) or back on. Results are the same
+/// either way (this exists to test that, and to time both).
+pub fn set_avx2(enabled: bool) {
+    BASELINE_ONLY.store(!enabled, Ordering::Relaxed);
+}
+
+/// Whether to run the AVX2 versions: the CPU has AVX2 (cached by the standard library) and
+/// [`set_avx2`] did not turn them off.
 #[inline(always)]
 pub fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2")
+        std::arch::is_x86_feature_detected!("avx2") && !BASELINE_ONLY.load(Ordering::Relaxed)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

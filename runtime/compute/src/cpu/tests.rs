@@ -883,6 +883,53 @@ fn results_do_not_depend_on_the_thread_count() {
 }
 
 #[test]
+fn avx2_and_baseline_kernels_agree_bitwise() {
+    use super::par::set_avx2;
+    let mut rng = Rng(8);
+    let x = rng.vec(100_000, -30.0, 30.0);
+    let t = rng.vec(100_000, 0.0, 1.0);
+    let s: &[usize] = &[100_000];
+    let run_all = || {
+        let mut out = large_outputs(9);
+        for a in [Activation::Sigmoid, Activation::Tanh, Activation::Gelu] {
+            out.extend(ev(&Op::Act(a), &[(&x, s)]));
+            out.extend(ev(&Op::ActBackward(a), &[(&x, s), (&t, s)]));
+        }
+        out.extend(ev(&Op::Softmax, &[(&x, &[1000, 100])]));
+        out.extend(ev(
+            &Op::SoftmaxBackward,
+            &[(&t, &[1000, 100]), (&x, &[1000, 100])],
+        ));
+        let mut p = x.clone();
+        let mut m = vec![0f32; x.len()];
+        let mut v = vec![0f32; x.len()];
+        let adam = Op::Adam {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            decoupled: false,
+            step: 2,
+        };
+        run(&adam, &[(&t, s)], &mut [&mut p, &mut m, &mut v]).unwrap();
+        out.extend([p, m, v]);
+        out
+    };
+    let fast = run_all();
+    set_avx2(false);
+    let base = run_all();
+    set_avx2(true);
+    for (k, (a, b)) in fast.iter().zip(&base).enumerate() {
+        let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(
+            same,
+            "output {k} differs between the AVX2 and baseline kernels"
+        );
+    }
+}
+
+#[test]
 fn backend_round_trip_and_errors() {
     let be = CpuBackend::new();
     let a = be.alloc(6).unwrap();
@@ -914,6 +961,10 @@ fn backend_round_trip_and_errors() {
     be.free(b);
     assert!(be.download(b).is_err());
     assert!(be.dispatch(&mm, &[&ta, &tb], &[&tc]).is_err());
+    // The freed slot is reused, zero-filled.
+    let r = be.alloc(3).unwrap();
+    assert_eq!(r, b);
+    assert_eq!(be.download(r).unwrap(), vec![0.0; 3]);
     // In place: SGD updates param and velocity.
     let g = be.alloc(2).unwrap();
     let p = be.alloc(2).unwrap();

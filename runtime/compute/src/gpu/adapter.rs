@@ -10,7 +10,8 @@ pub struct GpuOptions {
     /// much slower than the CPU backend, so it is only for tests.
     pub allow_cpu_adapter: bool,
     /// Take a specific adapter: an index into [`adapters`] or a case-insensitive substring of
-    /// its name. `None` picks automatically (see [`auto_pick`]).
+    /// its name; an explicit choice may be any type of adapter. `None` picks automatically
+    /// (see [`auto_pick`]).
     pub adapter: Option<String>,
 }
 
@@ -230,10 +231,13 @@ pub(crate) fn choose(summaries: &[AdapterInfoSummary], options: &GpuOptions) -> 
             });
     }
     auto_pick(summaries, options.allow_cpu_adapter).ok_or_else(|| {
-        let hint = if summaries.iter().any(|s| !s.device_type.is_hardware_gpu()) {
-            " (only software/CPU adapters, which are not used unless explicitly allowed)"
-        } else {
+        if options.allow_cpu_adapter {
+            return ComputeError::Gpu(format!("no GPU adapter found; {}", listing()));
+        }
+        let hint = if summaries.is_empty() {
             ""
+        } else {
+            " (software/CPU adapters are only used when explicitly allowed)"
         };
         ComputeError::Gpu(format!(
             "no discrete or integrated GPU adapter found{hint}; {}",

@@ -2,10 +2,11 @@
 //! read-back. The per-op kernel sequences live in [`super::ops`].
 //!
 //! Recording and submission. `dispatch` records into a pending command encoder, inside one
-//! long-lived compute pass, and nothing is submitted until `sync`, `download`, an upload that
-//! must be ordered after pending work... or the parameter arena fills (every
-//! [`PARAM_SLOTS`] dispatches). wgpu orders the dispatches of a pass (each is its own
-//! synchronisation scope), so scratch buffers can be reused by the next op immediately.
+//! long-lived compute pass; the batch is submitted at `sync` or `download`, or when the
+//! parameter arena is full (every [`PARAM_SLOTS`] dispatches). wgpu orders the dispatches of a
+//! pass (each is its own synchronisation scope), so scratch buffers can be reused by the next
+//! op at once. An upload goes straight to the queue when nothing is pending, and otherwise is a
+//! copy recorded in the batch, so it lands after the dispatches recorded before it.
 //!
 //! Kernel parameters. Each dispatch gets a 256-byte slot of one uniform buffer (the arena), bound
 //! at the slot's offset. The slots' bytes are collected on the host while recording and written
@@ -18,10 +19,12 @@
 //! scratch buffers for multi-pass kernels come from a separate pool of power-of-two sizes.
 //! Downloads copy into a reusable staging buffer, map it and wait.
 //!
-//! Errors. Buffer creation, pipeline creation, bind groups and submission run inside wgpu error
-//! scopes, and an uncaptured-error handler records (rather than panics on) anything else, so
-//! validation errors come back as [`ComputeError::Gpu`] and allocation failures as
-//! [`ComputeError::OutOfMemory`].
+//! Errors. Buffer creation, shader and pipeline creation and submission run inside wgpu error
+//! scopes, and an uncaptured-error handler records (rather than panics on) anything else for the
+//! next `sync`/`download`, so validation errors come back as [`ComputeError::Gpu`] and
+//! allocation failures as [`ComputeError::OutOfMemory`]. Sizes are checked against the device
+//! limits before anything is created (a tensor one binding cannot address is an
+//! out-of-memory error up front).
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
@@ -81,7 +84,18 @@ pub(crate) struct State {
     submits: u64,
 }
 
-/// The wgpu backend. See the module documentation for the design.
+/// The wgpu backend.
+///
+/// - Dispatches are recorded into one pending command encoder (one long-lived compute pass)
+///   and submitted at [`Backend::sync`], [`Backend::download`] or every 1024 dispatches.
+/// - Kernel parameters go to 256-byte slots of one uniform arena, written once per submitted
+///   batch (no buffer per dispatch); pipelines are compiled on first use and cached.
+/// - Freed buffers are pooled by size and zeroed on reuse; multi-pass kernels take scratch
+///   buffers from a pool; downloads go through a reused staging buffer.
+/// - wgpu errors are caught (error scopes, an uncaptured-error handler) and returned as
+///   [`ComputeError::Gpu`] or [`ComputeError::OutOfMemory`], never a panic.
+///
+/// Methods take `&self`; one mutex serialises recording, so the backend can be shared.
 pub struct GpuBackend {
     pub(crate) device: wgpu::Device,
     queue: wgpu::Queue,
@@ -229,7 +243,7 @@ impl GpuBackend {
             }),
             uncaptured,
             lost,
-            big_tiles_min: Mutex::new(64),
+            big_tiles_min: Mutex::new(256),
         })
     }
 
@@ -244,8 +258,9 @@ impl GpuBackend {
         (st.dispatches, st.submits)
     }
 
-    /// Tuning knob (tests, benchmarks): products with at least this many 128x128 output tiles
-    /// use the 128x128 matmul kernel, smaller ones the 64x64 kernel. Default 64.
+    /// Tuning knob (benchmarks): products with at least this many 128x128 output tiles use the
+    /// 128x128 matmul kernel, smaller ones the 64x64 kernel (4x the workgroups, which keeps a
+    /// large GPU busy). Default 256 (a 2048 x 2048 output).
     pub fn set_big_matmul_threshold(&self, tiles: u64) {
         *lock(&self.big_tiles_min) = tiles;
     }
@@ -497,20 +512,15 @@ impl Recorder<'_> {
                 resource: buf.as_entire_binding(),
             });
         }
-        let bind_group = scoped(device, kernel, || {
-            device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(entry),
-                layout: &pipe.layout,
-                entries: &entries,
-            })
+        // Not in an error scope (scopes cost as much as the rest of a dispatch): the bindings
+        // are checked above and by `check_dispatch`, and anything wgpu still rejects surfaces
+        // from the scope around the submission (the pass is invalid then) or the
+        // uncaptured-error handler, at the next sync or download.
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &pipe.layout,
+            entries: &entries,
         });
-        let bind_group = match bind_group {
-            Ok(b) => b,
-            Err(e) => {
-                self.st.params.truncate(offset);
-                return Err(e);
-            }
-        };
         if self.st.pass.is_none() {
             let encoder = self.gpu.encoder(self.st);
             let pass = encoder

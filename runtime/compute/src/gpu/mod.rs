@@ -8,7 +8,7 @@
 //!   rule, padding and tie-breaking as the CPU backend); `tests/conformance.rs` checks every op
 //!   against the CPU backend on random shapes.
 //! - Dispatches are batched into one command encoder and submitted at `sync`/`download` (see
-//!   [`device`] for recording, parameter passing, buffer pooling and error handling).
+//!   [`GpuBackend`] for recording, parameter passing, buffer pooling and error handling).
 
 mod adapter;
 mod device;

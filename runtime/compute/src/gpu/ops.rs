@@ -46,7 +46,13 @@ pub(crate) fn record(
             let n = if trans_b { br } else { bc };
             let a_batched = a.len() > 2;
             let b_batched = bs.len() > 2;
-            let batch = numel(&outs[0].shape[..outs[0].shape.len() - 2]);
+            let mut batch = numel(&outs[0].shape[..outs[0].shape.len() - 2]);
+            let mut m = m;
+            if a_batched && !b_batched && !trans_a {
+                // [batch, m, k] x [k, n] is one [batch * m, k] x [k, n] product (fuller tiles).
+                m *= batch;
+                batch = 1;
+            }
             let g = Gemm {
                 m,
                 n,

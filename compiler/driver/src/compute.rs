@@ -68,7 +68,9 @@ pub fn devices(json: bool) -> ExitCode {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         if all.is_empty() {
-            println!("no GPU adapters (wgpu found none; is a Vulkan, Metal or DX12 driver installed?)");
+            println!(
+                "no GPU adapters (wgpu found none; is a Vulkan, Metal or DX12 driver installed?)"
+            );
         }
         for a in &all {
             println!("{a}");
@@ -86,7 +88,13 @@ pub fn devices(json: bool) -> ExitCode {
 
 pub fn bench(cmd: BenchCmd) -> ExitCode {
     match cmd {
-        BenchCmd::Kernels { device, json, repeats, scale, allow_cpu_adapter } => {
+        BenchCmd::Kernels {
+            device,
+            json,
+            repeats,
+            scale,
+            allow_cpu_adapter,
+        } => {
             let (backend, notice) = match select(device, allow_cpu_adapter) {
                 Ok(b) => b,
                 Err(e) => return fail(e),
@@ -96,7 +104,8 @@ pub fn bench(cmd: BenchCmd) -> ExitCode {
             }
             let cpu = mlp_compute::cpu::CpuBackend::new();
             let is_cpu = backend.kind() == mlp_compute::DeviceKind::Cpu;
-            let reference: Option<&dyn mlp_compute::Backend> = if is_cpu { None } else { Some(&cpu) };
+            let reference: Option<&dyn mlp_compute::Backend> =
+                if is_cpu { None } else { Some(&cpu) };
             let cases = mlp_compute::bench::cases(scale);
             let ms = match mlp_compute::bench::run(backend.as_ref(), reference, &cases, repeats) {
                 Ok(ms) => ms,

@@ -45,12 +45,22 @@ fn conv(n: usize, ci: usize, co: usize, hw: usize, k: usize, stride: usize) -> V
             flops,
         },
         Case {
-            op: Op::Conv2dBackwardInput { stride, padding, in_h: hw, in_w: hw },
+            op: Op::Conv2dBackwardInput {
+                stride,
+                padding,
+                in_h: hw,
+                in_w: hw,
+            },
             inputs: vec![vec![n, co, oh, oh], vec![co, ci, k, k]],
             flops,
         },
         Case {
-            op: Op::Conv2dBackwardWeight { stride, padding, kh: k, kw: k },
+            op: Op::Conv2dBackwardWeight {
+                stride,
+                padding,
+                kh: k,
+                kw: k,
+            },
             inputs: vec![vec![n, ci, hw, hw], vec![n, co, oh, oh]],
             flops,
         },
@@ -68,17 +78,26 @@ pub fn cases(scale: usize) -> Vec<Case> {
     let (rows, width) = (d(4096), 384);
     let mut v = vec![
         Case {
-            op: Op::MatMul { trans_a: false, trans_b: false },
+            op: Op::MatMul {
+                trans_a: false,
+                trans_b: false,
+            },
             inputs: vec![vec![mm, mm], vec![mm, mm]],
             flops: 2.0 * (mm * mm * mm) as f64,
         },
         Case {
-            op: Op::MatMul { trans_a: true, trans_b: false },
+            op: Op::MatMul {
+                trans_a: true,
+                trans_b: false,
+            },
             inputs: vec![vec![mm, mm], vec![mm, mm]],
             flops: 2.0 * (mm * mm * mm) as f64,
         },
         Case {
-            op: Op::MatMul { trans_a: false, trans_b: true },
+            op: Op::MatMul {
+                trans_a: false,
+                trans_b: true,
+            },
             inputs: vec![vec![8, d(256), 64], vec![8, d(256), 64]],
             flops: 2.0 * (8 * d(256) * d(256) * 64) as f64,
         },
@@ -89,11 +108,27 @@ pub fn cases(scale: usize) -> Vec<Case> {
     let x4 = vec![8, 32, img, img];
     let flat = vec![big];
     for op in [Op::Add, Op::Mul, Op::AddScaled { alpha: 0.5 }] {
-        v.push(Case { op, inputs: vec![flat.clone(), flat.clone()], flops: 0.0 });
+        v.push(Case {
+            op,
+            inputs: vec![flat.clone(), flat.clone()],
+            flops: 0.0,
+        });
     }
-    v.push(Case { op: Op::Scale { alpha: 2.0 }, inputs: vec![flat.clone()], flops: 0.0 });
-    v.push(Case { op: Op::BiasAdd { axis: 1 }, inputs: vec![x4.clone(), vec![32]], flops: 0.0 });
-    v.push(Case { op: Op::BiasGrad { axis: 1 }, inputs: vec![x4.clone()], flops: 0.0 });
+    v.push(Case {
+        op: Op::Scale { alpha: 2.0 },
+        inputs: vec![flat.clone()],
+        flops: 0.0,
+    });
+    v.push(Case {
+        op: Op::BiasAdd { axis: 1 },
+        inputs: vec![x4.clone(), vec![32]],
+        flops: 0.0,
+    });
+    v.push(Case {
+        op: Op::BiasGrad { axis: 1 },
+        inputs: vec![x4.clone()],
+        flops: 0.0,
+    });
     for act in [
         Activation::Relu,
         Activation::LeakyRelu(0.01),
@@ -101,7 +136,11 @@ pub fn cases(scale: usize) -> Vec<Case> {
         Activation::Tanh,
         Activation::Gelu,
     ] {
-        v.push(Case { op: Op::Act(act), inputs: vec![flat.clone()], flops: 0.0 });
+        v.push(Case {
+            op: Op::Act(act),
+            inputs: vec![flat.clone()],
+            flops: 0.0,
+        });
         v.push(Case {
             op: Op::ActBackward(act),
             inputs: vec![flat.clone(), flat.clone()],
@@ -109,15 +148,31 @@ pub fn cases(scale: usize) -> Vec<Case> {
         });
     }
     let pooled = vec![8, 32, img / 2, img / 2];
-    v.push(Case { op: Op::MaxPool2, inputs: vec![x4.clone()], flops: 0.0 });
+    v.push(Case {
+        op: Op::MaxPool2,
+        inputs: vec![x4.clone()],
+        flops: 0.0,
+    });
     v.push(Case {
         op: Op::MaxPool2Backward,
         inputs: vec![x4.clone(), pooled.clone(), pooled.clone()],
         flops: 0.0,
     });
-    v.push(Case { op: Op::Upsample2, inputs: vec![pooled.clone()], flops: 0.0 });
-    v.push(Case { op: Op::Upsample2Backward, inputs: vec![x4.clone()], flops: 0.0 });
-    v.push(Case { op: Op::ConcatChannels, inputs: vec![x4.clone(), x4.clone()], flops: 0.0 });
+    v.push(Case {
+        op: Op::Upsample2,
+        inputs: vec![pooled.clone()],
+        flops: 0.0,
+    });
+    v.push(Case {
+        op: Op::Upsample2Backward,
+        inputs: vec![x4.clone()],
+        flops: 0.0,
+    });
+    v.push(Case {
+        op: Op::ConcatChannels,
+        inputs: vec![x4.clone(), x4.clone()],
+        flops: 0.0,
+    });
     v.push(Case {
         op: Op::SplitChannels { first: 16 },
         inputs: vec![x4.clone()],
@@ -150,20 +205,48 @@ pub fn cases(scale: usize) -> Vec<Case> {
         inputs: vec![ln.clone(), ln.clone(), vec![width], vec![rows], vec![rows]],
         flops: 0.0,
     });
-    v.push(Case { op: Op::Softmax, inputs: vec![ln.clone()], flops: 0.0 });
-    v.push(Case { op: Op::SoftmaxBackward, inputs: vec![ln.clone(), ln.clone()], flops: 0.0 });
-    v.push(Case { op: Op::Dropout { p: 0.1, seed: 7 }, inputs: vec![flat.clone()], flops: 0.0 });
+    v.push(Case {
+        op: Op::Softmax,
+        inputs: vec![ln.clone()],
+        flops: 0.0,
+    });
+    v.push(Case {
+        op: Op::SoftmaxBackward,
+        inputs: vec![ln.clone(), ln.clone()],
+        flops: 0.0,
+    });
+    v.push(Case {
+        op: Op::Dropout { p: 0.1, seed: 7 },
+        inputs: vec![flat.clone()],
+        flops: 0.0,
+    });
     v.push(Case {
         op: Op::DropoutBackward { p: 0.1, seed: 7 },
         inputs: vec![flat.clone()],
         flops: 0.0,
     });
-    v.push(Case { op: Op::SumAll, inputs: vec![flat.clone()], flops: 0.0 });
-    for op in [Op::MseLoss, Op::BceWithLogits { pos_weight: 5.0 }, Op::DiceLoss { eps: 1.0 }] {
-        v.push(Case { op, inputs: vec![flat.clone(), flat.clone()], flops: 0.0 });
+    v.push(Case {
+        op: Op::SumAll,
+        inputs: vec![flat.clone()],
+        flops: 0.0,
+    });
+    for op in [
+        Op::MseLoss,
+        Op::BceWithLogits { pos_weight: 5.0 },
+        Op::DiceLoss { eps: 1.0 },
+    ] {
+        v.push(Case {
+            op,
+            inputs: vec![flat.clone(), flat.clone()],
+            flops: 0.0,
+        });
     }
     v.push(Case {
-        op: Op::Sgd { lr: 0.01, momentum: 0.9, weight_decay: 1e-4 },
+        op: Op::Sgd {
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+        },
         inputs: vec![flat.clone()],
         flops: 0.0,
     });
@@ -188,7 +271,12 @@ pub fn cases(scale: usize) -> Vec<Case> {
     });
     v.push(Case {
         op: Op::Attention { heads: 12 },
-        inputs: vec![vec![b, sq, width], vec![b, sq, width], vec![b, sq, width], vec![b, sq]],
+        inputs: vec![
+            vec![b, sq, width],
+            vec![b, sq, width],
+            vec![b, sq, width],
+            vec![b, sq],
+        ],
         flops: 4.0 * (b * sq * sq * width) as f64,
     });
     v
@@ -199,10 +287,16 @@ pub fn cases(scale: usize) -> Vec<Case> {
 pub fn inputs_for(case: &Case, seed: u64) -> Vec<Vec<f32>> {
     let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
     let mut next = move || {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         ((state >> 40) as f32) / ((1u64 << 24) as f32) * 2.0 - 1.0
     };
-    let mut v: Vec<Vec<f32>> = case.inputs.iter().map(|s| (0..numel(s)).map(|_| next()).collect()).collect();
+    let mut v: Vec<Vec<f32>> = case
+        .inputs
+        .iter()
+        .map(|s| (0..numel(s)).map(|_| next()).collect())
+        .collect();
     match &case.op {
         Op::Embedding => {
             let vocab = case.inputs[1][0] as f32;
@@ -259,8 +353,15 @@ fn detail(op: &Op) -> String {
     match op {
         Op::MatMul { trans_a, trans_b } => format!("trans_a={trans_a} trans_b={trans_b}"),
         Op::Conv2d { stride, padding } => format!("stride {stride} {padding:?}"),
-        Op::Conv2dBackwardInput { stride, padding, .. } => format!("stride {stride} {padding:?}"),
-        Op::Conv2dBackwardWeight { stride, padding, kh, kw } => {
+        Op::Conv2dBackwardInput {
+            stride, padding, ..
+        } => format!("stride {stride} {padding:?}"),
+        Op::Conv2dBackwardWeight {
+            stride,
+            padding,
+            kh,
+            kw,
+        } => {
             format!("{kh}x{kw} stride {stride} {padding:?}")
         }
         Op::Act(a) | Op::ActBackward(a) => format!("{a:?}"),
@@ -383,9 +484,13 @@ pub fn table(ms: &[Measurement]) -> String {
             m.detail,
             shapes,
             m.seconds * 1e3,
-            m.gflops.map(|g| format!("{g:.1}")).unwrap_or_else(|| "-".into()),
+            m.gflops
+                .map(|g| format!("{g:.1}"))
+                .unwrap_or_else(|| "-".into()),
             m.gbps,
-            m.max_rel_error.map(|e| format!("{e:.1e}")).unwrap_or_else(|| "-".into()),
+            m.max_rel_error
+                .map(|e| format!("{e:.1e}"))
+                .unwrap_or_else(|| "-".into()),
         );
     }
     s

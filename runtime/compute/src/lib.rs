@@ -1,6 +1,7 @@
 //! mlp's compute layer: a backend trait with a CPU implementation (ndarray + rayon) and a GPU
 //! implementation (wgpu, one WGSL file per kernel), the ops both implement forward and
-//! backward, and (next) the layer graph, autodiff, models and training.
+//! backward, the layer graph with its static forward/backward schedules, the trace autoencoder
+//! and U-Net models, and training with safetensors checkpoints.
 
 pub mod backend;
 pub mod bench;

@@ -32,7 +32,10 @@ pub fn select(
     choice: DeviceChoice,
     allow_cpu_adapter: bool,
 ) -> Result<(Box<dyn Backend>, Option<String>)> {
-    let opts = GpuOptions { allow_cpu_adapter, adapter: None };
+    let opts = GpuOptions {
+        allow_cpu_adapter,
+        adapter: None,
+    };
     match choice {
         DeviceChoice::Cpu => Ok((Box::new(CpuBackend::new()), None)),
         DeviceChoice::Gpu => GpuBackend::new(opts)

@@ -37,6 +37,9 @@ use crate::graph::{
 use crate::model::ModelSpec;
 use crate::op::numel;
 
+/// Tensors by name: `(name, values)`.
+pub type NamedTensors = Vec<(String, Vec<f32>)>;
+
 /// Optimizers (the contract's `Sgd` and `Adam` ops).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Optimizer {
@@ -134,6 +137,34 @@ impl Optimizer {
     }
 }
 
+/// Learning-rate schedule over the epochs of one `fit` call (the rate is updated at every
+/// step).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum LrSchedule {
+    #[default]
+    Constant,
+    /// Cosine decay from `lr` to `min_lr` over the run.
+    Cosine { min_lr: f32 },
+    /// `lr * gamma^(epoch / every)` (epochs counted from 0 in this run).
+    Step { every: usize, gamma: f32 },
+}
+
+impl LrSchedule {
+    /// The rate at `progress` (step index in the run over total steps) of epoch `epoch`
+    /// (0-based in the run).
+    pub fn lr(&self, lr: f32, epoch: usize, step: usize, total_steps: usize) -> f32 {
+        match *self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine { min_lr } => {
+                let t = step as f64 / total_steps.max(1) as f64;
+                let c = 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
+                (min_lr as f64 + (lr - min_lr) as f64 * c) as f32
+            }
+            LrSchedule::Step { every, gamma } => lr * gamma.powi((epoch / every.max(1)) as i32),
+        }
+    }
+}
+
 /// Per-epoch metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Metric {
@@ -154,6 +185,8 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f32,
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
     pub optimizer: Optimizer,
     /// Seeds initialisation, the validation split, shuffling and dropout.
     pub seed: u64,
@@ -182,6 +215,7 @@ impl Default for TrainConfig {
             epochs: 10,
             batch_size: 32,
             lr: 1e-3,
+            lr_schedule: LrSchedule::Constant,
             optimizer: Optimizer::adam(),
             seed: 0,
             validation_split: 0.0,
@@ -320,7 +354,7 @@ fn mix(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-const SPLIT_STREAM: u64 = 0x5350_4c49_54;
+const SPLIT_STREAM: u64 = 0x0053_504c_4954;
 const SHUFFLE_STREAM: u64 = 0x5348_5546;
 
 impl Trainer {
@@ -415,10 +449,14 @@ impl Trainer {
 
     /// Checks a dataset's sizes against the graph's inputs; returns the number of samples
     /// and the targets to use.
-    fn check_data<'d>(&self, d: &Dataset<'d>, need_targets: bool) -> Result<(usize, Option<&'d [f32]>)> {
+    fn check_data<'d>(
+        &self,
+        d: &Dataset<'d>,
+        need_targets: bool,
+    ) -> Result<(usize, Option<&'d [f32]>)> {
         let xi = &self.graph.inputs[self.data_input];
         let xl = self.x_len();
-        if d.inputs.is_empty() || d.inputs.len() % xl != 0 {
+        if d.inputs.is_empty() || !d.inputs.len().is_multiple_of(xl) {
             return Err(shape_err(
                 "dataset",
                 format!(
@@ -571,7 +609,7 @@ impl Trainer {
         }
         let batch = self.config.batch_size.min(nt);
         let steps = nt / batch;
-        let hyper = self.config.optimizer.hyper(self.config.lr);
+        let total_steps = steps * self.config.epochs;
         let names = self.loss_names();
         let patience = self.config.early_stopping_patience;
         let mut report = TrainReport {
@@ -591,7 +629,7 @@ impl Trainer {
             .target_input
             .map(|k| self.graph.inputs[k].name.clone())
             .unwrap_or_default();
-        for _ in 0..self.config.epochs {
+        for run_epoch in 0..self.config.epochs {
             let t0 = Instant::now();
             let epoch = self.epochs_done + 1;
             let mut perm = train_idx.clone();
@@ -610,10 +648,16 @@ impl Trainer {
                     Self::gather(t, yl, idx, &mut yb);
                 }
                 let step = self.opt.step + 1;
+                let lr = self.config.lr_schedule.lr(
+                    self.config.lr,
+                    run_epoch,
+                    run_epoch * steps + s,
+                    total_steps,
+                );
                 let ctx = RunContext {
                     seed: self.config.seed,
                     step,
-                    hyper: Some(hyper),
+                    hyper: Some(self.config.optimizer.hyper(lr)),
                 };
                 let (data_input, target_input) = (self.data_input, self.target_input);
                 let prog = self.program(Mode::Train, batch, None)?;
@@ -706,7 +750,9 @@ impl Trainer {
     }
 
     fn all_weights(&self) -> Result<Vec<Vec<f32>>> {
-        (0..self.weights.len()).map(|k| self.weights.get(k)).collect()
+        (0..self.weights.len())
+            .map(|k| self.weights.get(k))
+            .collect()
     }
 
     fn metric_set(&self) -> Vec<Metric> {
@@ -729,7 +775,12 @@ impl Trainer {
         self.evaluate_idx(data.inputs, ty, &idx)
     }
 
-    fn evaluate_idx(&mut self, inputs: &[f32], targets: Option<&[f32]>, idx: &[usize]) -> Result<Evaluation> {
+    fn evaluate_idx(
+        &mut self,
+        inputs: &[f32],
+        targets: Option<&[f32]>,
+        idx: &[usize],
+    ) -> Result<Evaluation> {
         let xl = self.x_len();
         let yl = self.y_len().unwrap_or(0);
         let batch = self.config.batch_size.min(idx.len()).max(1);
@@ -772,6 +823,20 @@ impl Trainer {
             }
             if has_pred && !metrics.is_empty() && targets.is_some() {
                 let pred = prog.output("prediction")?;
+                if pred.len() != yb.len() {
+                    let ps = prog
+                        .schedule()
+                        .output("prediction")
+                        .map(|o| o.shape.clone());
+                    return Err(shape_err(
+                        "metrics",
+                        format!(
+                            "the prediction {:?} and the targets ({} values for {b} samples) differ in size",
+                            ps.unwrap_or_default(),
+                            yb.len()
+                        ),
+                    ));
+                }
                 acc.add(&pred, &yb);
             }
             start += b;
@@ -831,7 +896,7 @@ impl Trainer {
     /// `data`, and the gradient of every trainable parameter, in training mode (batch
     /// statistics; dropout masks of step `steps_done() + 1`). Parameters are not updated
     /// (batch-norm running statistics are).
-    pub fn loss_and_gradients(&mut self, data: &Dataset) -> Result<(f32, Vec<(String, Vec<f32>)>)> {
+    pub fn loss_and_gradients(&mut self, data: &Dataset) -> Result<(f32, NamedTensors)> {
         let (n, y) = self.check_data(data, true)?;
         let step = self.opt.step + 1;
         let seed = self.config.seed;
@@ -889,7 +954,7 @@ impl Trainer {
     }
 
     /// Every parameter and state tensor: `(name, values)` in graph order.
-    pub fn params(&self) -> Result<Vec<(String, Vec<f32>)>> {
+    pub fn params(&self) -> Result<NamedTensors> {
         (0..self.weights.len())
             .map(|k| Ok((self.graph.params[k].name.clone(), self.weights.get(k)?)))
             .collect()
@@ -923,11 +988,19 @@ impl Trainer {
         for (k, p) in self.graph.params.iter().enumerate() {
             let v = self.weights.get(k)?;
             let prefix = if p.trainable { "param" } else { "state" };
-            entries.push((format!("{prefix}/{}", p.name), p.shape.clone(), to_bytes(&v)));
+            entries.push((
+                format!("{prefix}/{}", p.name),
+                p.shape.clone(),
+                to_bytes(&v),
+            ));
             if p.trainable {
                 for (j, s) in states.iter().enumerate() {
                     let v = self.opt.get(k, j, numel(&p.shape))?;
-                    entries.push((format!("optim/{}/{s}", p.name), p.shape.clone(), to_bytes(&v)));
+                    entries.push((
+                        format!("optim/{}/{s}", p.name),
+                        p.shape.clone(),
+                        to_bytes(&v),
+                    ));
                 }
             }
         }
@@ -966,7 +1039,10 @@ impl Trainer {
                 .ok_or_else(|| other(format!("checkpoint {}: no config", path.display())))?,
         )
         .map_err(|e| other(format!("checkpoint {}: config: {e}", path.display())))?;
-        let spec = config.get("model").cloned().unwrap_or(serde_json::Value::Null);
+        let spec = config
+            .get("model")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
         if spec.is_null() {
             return Err(other(format!(
                 "checkpoint {}: the model was not built from a model spec; build the graph and use Trainer::load_checkpoint",
@@ -975,8 +1051,15 @@ impl Trainer {
         }
         let spec: ModelSpec = serde_json::from_value(spec)
             .map_err(|e| other(format!("checkpoint {}: model spec: {e}", path.display())))?;
-        let train: TrainConfig = serde_json::from_value(config.get("train").cloned().unwrap_or_default())
-            .map_err(|e| other(format!("checkpoint {}: training config: {e}", path.display())))?;
+        let train: TrainConfig = serde_json::from_value(
+            config.get("train").cloned().unwrap_or_default(),
+        )
+        .map_err(|e| {
+            other(format!(
+                "checkpoint {}: training config: {e}",
+                path.display()
+            ))
+        })?;
         let mut t = Trainer::new(backend, spec.build()?, train)?;
         t.restore(&bytes, &meta, path)?;
         Ok(t)
@@ -995,9 +1078,9 @@ impl Trainer {
         let st = safetensors::SafeTensors::deserialize(bytes)
             .map_err(|e| other(format!("checkpoint {}: {e}", path.display())))?;
         let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
-            let v = st.tensor(name).map_err(|_| {
-                other(format!("checkpoint {}: no tensor '{name}'", path.display()))
-            })?;
+            let v = st
+                .tensor(name)
+                .map_err(|_| other(format!("checkpoint {}: no tensor '{name}'", path.display())))?;
             if v.dtype() != safetensors::Dtype::F32 {
                 return Err(other(format!(
                     "checkpoint {}: tensor '{name}' is {:?}, expected F32",
@@ -1095,7 +1178,13 @@ fn read_meta(bytes: &[u8], path: &Path) -> Result<HashMap<String, String>> {
 
 /// Metrics of predictions against targets for a task (the computation `fit` and `evaluate`
 /// use; `positive` is the class whose IoU is reported for class probabilities).
-pub fn compute_metrics(task: Option<Task>, positive: usize, pred: &[f32], target: &[f32], metrics: &[Metric]) -> Result<Metrics> {
+pub fn compute_metrics(
+    task: Option<Task>,
+    positive: usize,
+    pred: &[f32],
+    target: &[f32],
+    metrics: &[Metric],
+) -> Result<Metrics> {
     if pred.len() != target.len() {
         return Err(shape_err(
             "metrics",

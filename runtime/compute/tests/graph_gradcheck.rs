@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use mlp_compute::cpu::CpuBackend;
+use mlp_compute::gpu::{GpuBackend, GpuOptions};
 use mlp_compute::graph::{Graph, LossKind, Mode, SlotKind};
 use mlp_compute::model::{unet, Act, Head, SegLoss, UNetConfig};
 use mlp_compute::train::{Dataset, Optimizer, TrainConfig, Trainer};
@@ -27,7 +28,9 @@ fn config(batch: usize) -> TrainConfig {
 }
 
 fn uniform(rng: &mut ChaCha8Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-    (0..n).map(|_| lo + (hi - lo) * rng.random::<f32>()).collect()
+    (0..n)
+        .map(|_| lo + (hi - lo) * rng.random::<f32>())
+        .collect()
 }
 
 /// Checks up to `per_param` entries of every parameter; returns the worst relative error.
@@ -54,7 +57,11 @@ fn gradcheck(t: &mut Trainer, data: &Dataset, per_param: usize, eps: f32, tol: f
         .map(|p| p.name.clone())
         .collect();
     let names: Vec<&String> = grads.iter().map(|(n, _)| n).collect();
-    assert_eq!(names.len(), trainable.len(), "every trainable parameter has a gradient: {names:?}");
+    assert_eq!(
+        names.len(),
+        trainable.len(),
+        "every trainable parameter has a gradient: {names:?}"
+    );
     let mut rng = ChaCha8Rng::seed_from_u64(99);
     let mut worst = 0f32;
     let mut checked = 0;
@@ -109,7 +116,8 @@ fn mlp_gradients_match_finite_differences() {
     let y = g.dense("out", h, 3, true, 1.0).unwrap();
     g.loss("mse", LossKind::Mse, y, t, 1.0).unwrap();
     let p = g.act("prob", y, Activation::Sigmoid).unwrap();
-    g.loss("dice", LossKind::Dice { eps: 1.0 }, p, t, 0.5).unwrap();
+    g.loss("dice", LossKind::Dice { eps: 1.0 }, p, t, 0.5)
+        .unwrap();
     g.set_output("prediction", y).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let xs = uniform(&mut rng, 5 * 6, -1.0, 1.0);
@@ -131,10 +139,14 @@ fn softmax_and_broadcast_matmul_gradients() {
         .param(
             "w",
             &[2, 3],
-            mlp_compute::graph::Init::KaimingUniform { fan_in: 3, gain: 1.0 },
+            mlp_compute::graph::Init::KaimingUniform {
+                fan_in: 3,
+                gain: 1.0,
+            },
         )
         .unwrap();
-    let mm = g.layer(
+    let mm = g
+        .layer(
             "mm",
             mlp_compute::graph::Layer::MatMul {
                 trans_a: true,
@@ -144,16 +156,29 @@ fn softmax_and_broadcast_matmul_gradients() {
         )
         .unwrap();
     let b = g.param("b", &[2], mlp_compute::graph::Init::Zeros).unwrap();
-    let z = g.layer("z", mlp_compute::graph::Layer::BiasAdd { axis: 2 }, &[mm, b])
+    let z = g
+        .layer(
+            "z",
+            mlp_compute::graph::Layer::BiasAdd { axis: 2 },
+            &[mm, b],
+        )
         .unwrap();
     let s = g.softmax("s", z).unwrap();
     g.loss("mse", LossKind::Mse, s, t, 1.0).unwrap();
-    g.loss("bce", LossKind::BceWithLogits { pos_weight: 3.0 }, z, t, 0.7)
-        .unwrap();
+    g.loss(
+        "bce",
+        LossKind::BceWithLogits { pos_weight: 3.0 },
+        z,
+        t,
+        0.7,
+    )
+    .unwrap();
     // Bias initialised to zeros: give it values.
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let xs = uniform(&mut rng, 4 * 12, -2.0, 2.0);
-    let ys: Vec<f32> = (0..4 * 8).map(|_| (rng.random::<f32>() > 0.5) as u8 as f32).collect();
+    let ys: Vec<f32> = (0..4 * 8)
+        .map(|_| (rng.random::<f32>() > 0.5) as u8 as f32)
+        .collect();
     let mut tr = Trainer::new(backend(), g, config(4)).unwrap();
     tr.set_param("b", &[0.3, -0.2]).unwrap();
     tr.set_param("bn.gamma", &[1.2, 0.8, -0.5]).unwrap();
@@ -191,7 +216,9 @@ fn unet_check(c: UNetConfig, batch: usize, per_param: usize) -> f32 {
         }
         v
     } else {
-        (0..tl).map(|_| (rng.random::<f32>() > 0.7) as u8 as f32).collect()
+        (0..tl)
+            .map(|_| (rng.random::<f32>() > 0.7) as u8 as f32)
+            .collect()
     };
     let mut tr = Trainer::new(backend(), g, config(batch)).unwrap();
     // Non-trivial batch-norm affine parameters and biases.
@@ -238,12 +265,23 @@ fn unet_softmax_head_gradients_match_finite_differences() {
 
 #[test]
 fn schedule_plans_buffers_and_prints() {
-    let g = unet(&tiny_unet(2, Head::Sigmoid, SegLoss::Bce { pos_weight: 1.0 }, 1)).unwrap();
+    let g = unet(&tiny_unet(
+        2,
+        Head::Sigmoid,
+        SegLoss::Bce { pos_weight: 1.0 },
+        1,
+    ))
+    .unwrap();
     let s = g
         .lower_train(4, Some(mlp_compute::graph::OptimizerKind::Adam))
         .unwrap();
     let text = s.to_string();
-    assert!(text.contains("-- forward") && text.contains("-- backward") && text.contains("-- optimizer"), "{text}");
+    assert!(
+        text.contains("-- forward")
+            && text.contains("-- backward")
+            && text.contains("-- optimizer"),
+        "{text}"
+    );
     assert!(text.contains("conv2d_backward_weight"), "{text}");
     assert!(text.contains("p:enc0.conv1.weight[2,2,3,3]"), "{text}");
     // One optimizer dispatch per trainable parameter.
@@ -267,13 +305,19 @@ fn schedule_plans_buffers_and_prints() {
     }
     // Gradients are kept for every trainable parameter.
     assert_eq!(s.grads.len(), trainable);
-    assert!(s.slots.iter().any(|sl| matches!(sl.kind, SlotKind::Grad(_))));
+    assert!(s
+        .slots
+        .iter()
+        .any(|sl| matches!(sl.kind, SlotKind::Grad(_))));
     // Inference schedules have no backward pass and use running statistics.
     let e = g.lower_eval(4).unwrap();
     assert_eq!(e.mode, Mode::Eval);
     assert_eq!(e.count(mlp_compute::graph::Phase::Backward), 0);
     assert!(e.dispatches.iter().any(|d| d.op.name() == "batchnorm_eval"));
-    assert!(e.dispatches.iter().all(|d| d.op.name() != "batchnorm_train"));
+    assert!(e
+        .dispatches
+        .iter()
+        .all(|d| d.op.name() != "batchnorm_train"));
     let p = g.lower_predict(4, &["prediction"]).unwrap();
     assert!(p.losses.is_empty());
     assert!(p.inputs.len() == 1, "prediction needs no target");
@@ -286,7 +330,8 @@ fn bad_shapes_are_build_errors_naming_both_shapes() {
     let w = g
         .param("w", &[4, 5, 3, 3], mlp_compute::graph::Init::Zeros)
         .unwrap();
-    let err = g.layer(
+    let err = g
+        .layer(
             "conv",
             mlp_compute::graph::Layer::Conv2d {
                 stride: 1,
@@ -296,16 +341,25 @@ fn bad_shapes_are_build_errors_naming_both_shapes() {
         )
         .unwrap_err()
         .to_string();
-    assert!(err.contains("conv") && err.contains("[1, 3, 8, 8]") && err.contains("[4, 5, 3, 3]"), "{err}");
+    assert!(
+        err.contains("conv") && err.contains("[1, 3, 8, 8]") && err.contains("[4, 5, 3, 3]"),
+        "{err}"
+    );
     let t = g.target("t", &[2, 8, 8]).unwrap();
     let err = g
         .loss("l", LossKind::Mse, x, t, 1.0)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("[1, 3, 8, 8]") && err.contains("[1, 2, 8, 8]"), "{err}");
+    assert!(
+        err.contains("[1, 3, 8, 8]") && err.contains("[1, 2, 8, 8]"),
+        "{err}"
+    );
     let a = g.input("a", &[2, 4, 4]).unwrap();
     let err = g.concat("cat", x, a).unwrap_err().to_string();
-    assert!(err.contains("[1, 3, 8, 8]") && err.contains("[1, 2, 4, 4]"), "{err}");
+    assert!(
+        err.contains("[1, 3, 8, 8]") && err.contains("[1, 2, 4, 4]"),
+        "{err}"
+    );
     // U-Net sizes not divisible by 2^depth.
     let err = unet(&UNetConfig {
         height: 20,
@@ -315,4 +369,69 @@ fn bad_shapes_are_build_errors_naming_both_shapes() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("20") && err.contains("8"), "{err}");
+}
+
+/// The GPU backend (a GPU, or Mesa's lavapipe); skipped without an adapter unless
+/// `CI=true`.
+fn gpu_backend() -> Option<Arc<dyn Backend>> {
+    match GpuBackend::new(GpuOptions::allow_cpu()) {
+        Ok(g) => {
+            eprintln!("GPU backend: {}", g.describe());
+            Some(Arc::new(g))
+        }
+        Err(e) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("no GPU adapter under CI=true: {e}");
+            }
+            eprintln!("SKIPPED: no wgpu adapter for the GPU backend: {e}");
+            None
+        }
+    }
+}
+
+/// The same lowered schedules on the GPU backend give the CPU backend's loss and gradients.
+#[test]
+fn gpu_loss_and_gradients_match_cpu() {
+    let Some(gpu) = gpu_backend() else { return };
+    for c in [
+        tiny_unet(
+            2,
+            Head::Sigmoid,
+            SegLoss::BceDice {
+                pos_weight: 2.0,
+                dice_weight: 0.5,
+            },
+            1,
+        ),
+        tiny_unet(1, Head::Softmax, SegLoss::Dice, 3),
+    ] {
+        let batch = 3;
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let xs = uniform(&mut rng, batch * 2 * 64, -1.0, 1.0);
+        let ys: Vec<f32> = (0..batch * c.out_channels * 64)
+            .map(|_| (rng.random::<f32>() > 0.7) as u8 as f32)
+            .collect();
+        let data = Dataset::new(&xs, &ys);
+        let mut a = Trainer::new(backend(), unet(&c).unwrap(), config(batch)).unwrap();
+        let mut b = Trainer::new(gpu.clone(), unet(&c).unwrap(), config(batch)).unwrap();
+        let (la, ga) = a.loss_and_gradients(&data).unwrap();
+        let (lb, gb) = b.loss_and_gradients(&data).unwrap();
+        assert!(
+            (la - lb).abs() <= 1e-4 * la.abs().max(1.0),
+            "loss {la} vs {lb}"
+        );
+        let scale = ga
+            .iter()
+            .flat_map(|(_, g)| g.iter())
+            .fold(0f32, |m, v| m.max(v.abs()));
+        for ((n, x), (_, y)) in ga.iter().zip(&gb) {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                assert!(
+                    (p - q).abs() <= 2e-3 * scale,
+                    "{:?} {n}[{i}]: CPU {p} vs GPU {q}",
+                    c.head
+                );
+            }
+        }
+    }
 }

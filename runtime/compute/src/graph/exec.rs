@@ -129,7 +129,11 @@ pub struct OptimizerState {
 }
 
 impl OptimizerState {
-    pub fn new(backend: Arc<dyn Backend>, kind: OptimizerKind, params: &[ParamInfo]) -> Result<OptimizerState> {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        kind: OptimizerKind,
+        params: &[ParamInfo],
+    ) -> Result<OptimizerState> {
         let mut s = OptimizerState {
             backend,
             kind,
@@ -155,9 +159,9 @@ impl OptimizerState {
 
     /// Downloads state tensor `k` of parameter `param`.
     pub fn get(&self, param: usize, k: usize, len: usize) -> Result<Vec<f32>> {
-        let b = self
-            .buf(param, k)
-            .ok_or_else(|| ComputeError::Other(format!("no optimizer state {k} for parameter {param}")))?;
+        let b = self.buf(param, k).ok_or_else(|| {
+            ComputeError::Other(format!("no optimizer state {k} for parameter {param}"))
+        })?;
         let mut v = self.backend.download(b)?;
         v.truncate(len);
         Ok(v)
@@ -165,14 +169,17 @@ impl OptimizerState {
 
     /// Uploads state tensor `k` of parameter `param`.
     pub fn set(&self, param: usize, k: usize, data: &[f32]) -> Result<()> {
-        let b = self
-            .buf(param, k)
-            .ok_or_else(|| ComputeError::Other(format!("no optimizer state {k} for parameter {param}")))?;
+        let b = self.buf(param, k).ok_or_else(|| {
+            ComputeError::Other(format!("no optimizer state {k} for parameter {param}"))
+        })?;
         let len = self.backend.len(b)?;
         if len != data.len() {
             return Err(shape_err(
                 "optimizer",
-                format!("state {k} of parameter {param} holds {len} values, got {}", data.len()),
+                format!(
+                    "state {k} of parameter {param} holds {len} values, got {}",
+                    data.len()
+                ),
             ));
         }
         self.backend.upload(b, data)
@@ -311,7 +318,11 @@ impl Program {
             let b = match s.kind {
                 SlotKind::Param(k) => {
                     if k >= weights.len() {
-                        err = Some(format!("slot {} refers to parameter {k}, the weights have {}", s.name, weights.len()));
+                        err = Some(format!(
+                            "slot {} refers to parameter {k}, the weights have {}",
+                            s.name,
+                            weights.len()
+                        ));
                         break;
                     }
                     weights.buf(k)
@@ -360,7 +371,10 @@ impl Program {
             .iter()
             .map(|d| {
                 let t = |o: &super::Operand| Tensor::new(bufs[o.slot], o.shape.clone());
-                (d.inputs.iter().map(t).collect(), d.outputs.iter().map(t).collect())
+                (
+                    d.inputs.iter().map(t).collect(),
+                    d.outputs.iter().map(t).collect(),
+                )
             })
             .collect();
         Ok(Program {

@@ -37,11 +37,16 @@ pub enum Init {
     Zeros,
     Ones,
     /// Uniform in `[-bound, bound]`.
-    Uniform { bound: f32 },
+    Uniform {
+        bound: f32,
+    },
     /// Kaiming (He) uniform: uniform in `[-b, b]` with `b = gain * sqrt(3 / fan_in)`. With
     /// `gain = sqrt 2` this is He initialisation for ReLU layers; PyTorch's default layer
     /// initialisation (`kaiming_uniform_(a = sqrt 5)`) is `gain = sqrt(1/3)`.
-    KaimingUniform { fan_in: usize, gain: f32 },
+    KaimingUniform {
+        fan_in: usize,
+        gain: f32,
+    },
 }
 
 impl Init {
@@ -86,9 +91,13 @@ pub struct InputInfo {
 pub enum LossKind {
     Mse,
     /// Binary cross-entropy on logits, positives weighted by `pos_weight`.
-    BceWithLogits { pos_weight: f32 },
+    BceWithLogits {
+        pos_weight: f32,
+    },
     /// Soft Dice on probabilities.
-    Dice { eps: f32 },
+    Dice {
+        eps: f32,
+    },
 }
 
 impl LossKind {
@@ -130,24 +139,37 @@ pub enum Layer {
     /// Parameter or state `k` (index into [`Graph::params`]).
     Param(usize),
     /// `a, b -> a b` (see [`Op::MatMul`]).
-    MatMul { trans_a: bool, trans_b: bool },
+    MatMul {
+        trans_a: bool,
+        trans_b: bool,
+    },
     /// `x, bias -> x + bias` along `axis`.
-    BiasAdd { axis: usize },
+    BiasAdd {
+        axis: usize,
+    },
     /// `a, b -> a + b`.
     Add,
     /// `x, w -> conv(x, w)`.
-    Conv2d { stride: usize, padding: Padding },
+    Conv2d {
+        stride: usize,
+        padding: Padding,
+    },
     /// `x, gamma, beta, running_mean, running_var -> y`: batch statistics in training (the
     /// running statistics are updated with `momentum`, PyTorch style: unbiased variance),
     /// running statistics otherwise.
-    BatchNorm { eps: f32, momentum: f32 },
+    BatchNorm {
+        eps: f32,
+        momentum: f32,
+    },
     Act(Activation),
     MaxPool2,
     Upsample2,
     /// `a, b -> [a | b]` along channels.
     Concat,
     /// Inverted dropout in training, identity otherwise; the mask changes every step.
-    Dropout { p: f32 },
+    Dropout {
+        p: f32,
+    },
     /// Softmax over the last axis.
     Softmax,
     /// The same values with another per-sample shape (no copy).
@@ -252,7 +274,10 @@ impl Graph {
 
     /// A named output.
     pub fn output(&self, name: &str) -> Option<NodeId> {
-        self.outputs.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
+        self.outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
     }
 
     /// A parameter's index by name.
@@ -260,7 +285,7 @@ impl Graph {
         self.params.iter().position(|p| p.name == name)
     }
 
-    /// The indices of the data inputs and of the target inputs.
+    /// The indices of the data inputs.
     pub fn data_inputs(&self) -> Vec<usize> {
         (0..self.inputs.len())
             .filter(|&k| self.inputs[k].role == InputRole::Data)
@@ -285,7 +310,14 @@ impl Graph {
         Ok(())
     }
 
-    fn push(&mut self, name: String, layer: Layer, inputs: Vec<NodeId>, batched: bool, shape: Shape) -> NodeId {
+    fn push(
+        &mut self,
+        name: String,
+        layer: Layer,
+        inputs: Vec<NodeId>,
+        batched: bool,
+        shape: Shape,
+    ) -> NodeId {
         let id = NodeId(self.nodes.len());
         self.nodes.push(Node {
             name,
@@ -338,7 +370,13 @@ impl Graph {
         self.add_param(name, shape, init, false)
     }
 
-    fn add_param(&mut self, name: &str, shape: &[usize], init: Init, trainable: bool) -> Result<NodeId> {
+    fn add_param(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        init: Init,
+        trainable: bool,
+    ) -> Result<NodeId> {
         self.unique_name(name)?;
         if shape.is_empty() || shape.contains(&0) {
             return Err(shape_err(
@@ -353,7 +391,13 @@ impl Graph {
             init,
             trainable,
         });
-        let id = self.push(name.to_string(), Layer::Param(k), vec![], false, shape.to_vec());
+        let id = self.push(
+            name.to_string(),
+            Layer::Param(k),
+            vec![],
+            false,
+            shape.to_vec(),
+        );
         self.param_nodes.push(id);
         Ok(id)
     }
@@ -371,8 +415,8 @@ impl Graph {
                 "graph: '{name}': unknown node {bad:?}"
             )));
         }
-        let batched = !matches!(layer, Layer::Loss(_))
-            && inputs.iter().any(|i| self.nodes[i.0].batched);
+        let batched =
+            !matches!(layer, Layer::Loss(_)) && inputs.iter().any(|i| self.nodes[i.0].batched);
         let mut shapes = Vec::new();
         for b in NOMINAL {
             let ins: Vec<Shape> = inputs.iter().map(|&i| self.shape_at(i, b)).collect();
@@ -404,7 +448,14 @@ impl Graph {
 
     /// A dense layer `y = x Wᵀ + b` on `x[.., in]` with `W[out, in]` (PyTorch layout) named
     /// `{name}.weight` (Kaiming-uniform with `gain`) and `{name}.bias` (zeros).
-    pub fn dense(&mut self, name: &str, x: NodeId, out: usize, bias: bool, gain: f32) -> Result<NodeId> {
+    pub fn dense(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        out: usize,
+        bias: bool,
+        gain: f32,
+    ) -> Result<NodeId> {
         let xs = self.node(x).shape.clone();
         let fan_in = *xs.last().unwrap_or(&0);
         if xs.len() < 2 {
@@ -541,7 +592,14 @@ impl Graph {
     }
 
     /// Adds a loss term `weight * loss(pred, target)` to the training loss.
-    pub fn loss(&mut self, name: &str, kind: LossKind, pred: NodeId, target: NodeId, weight: f32) -> Result<NodeId> {
+    pub fn loss(
+        &mut self,
+        name: &str,
+        kind: LossKind,
+        pred: NodeId,
+        target: NodeId,
+        weight: f32,
+    ) -> Result<NodeId> {
         let id = self.layer(name, Layer::Loss(kind), &[pred, target])?;
         self.losses.push((id, weight));
         Ok(id)

@@ -142,7 +142,9 @@ pub enum Dynamic {
     /// Dropout seed: a hash of the run seed, the step and this salt (the node).
     DropoutSeed(u32),
     /// The optimizer op of parameter `param` (hyper-parameters and step count).
-    Optimizer { param: usize },
+    Optimizer {
+        param: usize,
+    },
 }
 
 /// One op dispatch.
@@ -255,7 +257,14 @@ impl Lowering {
     }
 
     /// Emits a dispatch with fresh temporaries as outputs.
-    fn emit(&mut self, op: Op, inputs: Vec<Val>, phase: Phase, dynamic: Dynamic, node: &str) -> Result<Vec<Val>> {
+    fn emit(
+        &mut self,
+        op: Op,
+        inputs: Vec<Val>,
+        phase: Phase,
+        dynamic: Dynamic,
+        node: &str,
+    ) -> Result<Vec<Val>> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|v| v.shape.as_slice()).collect();
         let want = op
             .output_shapes(&shapes)
@@ -273,7 +282,15 @@ impl Lowering {
     }
 
     /// Emits a dispatch writing given outputs (running statistics, optimizer updates).
-    fn emit_into(&mut self, op: Op, inputs: Vec<Val>, outputs: Vec<Val>, phase: Phase, dynamic: Dynamic, node: &str) -> Result<()> {
+    fn emit_into(
+        &mut self,
+        op: Op,
+        inputs: Vec<Val>,
+        outputs: Vec<Val>,
+        phase: Phase,
+        dynamic: Dynamic,
+        node: &str,
+    ) -> Result<()> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|v| v.shape.as_slice()).collect();
         let want = op
             .output_shapes(&shapes)
@@ -353,7 +370,9 @@ impl Graph {
     pub fn lower(&self, opts: &LowerOptions) -> Result<Schedule> {
         let batch = opts.batch;
         if batch == 0 {
-            return Err(ComputeError::Other("lower: batch size must be at least 1".into()));
+            return Err(ComputeError::Other(
+                "lower: batch size must be at least 1".into(),
+            ));
         }
         let train = opts.mode == Mode::Train;
         let with_losses = opts.mode != Mode::Predict;
@@ -486,7 +505,13 @@ impl Graph {
                 Layer::Softmax => lw.one(Op::Softmax, vec![x(0)], phase, name)?,
                 Layer::Reshape(_) => alias(&x(0), &shapes[i]),
                 Layer::Loss(kind) => {
-                    let mut o = lw.emit(kind.op(), vec![x(0), x(1)], Phase::Loss, Dynamic::None, name)?;
+                    let mut o = lw.emit(
+                        kind.op(),
+                        vec![x(0), x(1)],
+                        Phase::Loss,
+                        Dynamic::None,
+                        name,
+                    )?;
                     let d = o.pop().expect("2 outputs");
                     let l = o.pop().expect("2 outputs");
                     let k = self
@@ -529,7 +554,12 @@ impl Graph {
                     let c = if w == 1.0 {
                         d.clone()
                     } else {
-                        lw.one(Op::Scale { alpha: w }, vec![d.clone()], Phase::Backward, name)?
+                        lw.one(
+                            Op::Scale { alpha: w },
+                            vec![d.clone()],
+                            Phase::Backward,
+                            name,
+                        )?
                     };
                     contrib[pred].push(c);
                 }
@@ -560,7 +590,12 @@ impl Graph {
                 let cs = std::mem::take(&mut contrib[i]);
                 let mut g = cs[0].clone();
                 for c in &cs[1..] {
-                    g = lw.one(Op::Add, vec![g, c.clone()], ph, &format!("{name} (sum of gradients)"))?;
+                    g = lw.one(
+                        Op::Add,
+                        vec![g, c.clone()],
+                        ph,
+                        &format!("{name} (sum of gradients)"),
+                    )?;
                 }
                 let x = |k: usize| -> Val { fwd[node.inputs[k].0].clone().expect("forward value") };
                 let needs = |k: usize| rg[node.inputs[k].0];
@@ -585,18 +620,50 @@ impl Graph {
                         let (a, b) = (x(0), x(1));
                         if needs(0) {
                             let da = if !ta {
-                                lw.one(Op::MatMul { trans_a: false, trans_b: !tb }, vec![g.clone(), b.clone()], ph, name)?
+                                lw.one(
+                                    Op::MatMul {
+                                        trans_a: false,
+                                        trans_b: !tb,
+                                    },
+                                    vec![g.clone(), b.clone()],
+                                    ph,
+                                    name,
+                                )?
                             } else {
-                                lw.one(Op::MatMul { trans_a: tb, trans_b: true }, vec![b.clone(), g.clone()], ph, name)?
+                                lw.one(
+                                    Op::MatMul {
+                                        trans_a: tb,
+                                        trans_b: true,
+                                    },
+                                    vec![b.clone(), g.clone()],
+                                    ph,
+                                    name,
+                                )?
                             };
                             let da = reduce_batch(&mut lw, da, &a.shape, name)?;
                             contrib[inp(0)].push(da);
                         }
                         if needs(1) {
                             let db = if !tb {
-                                lw.one(Op::MatMul { trans_a: !ta, trans_b: false }, vec![a.clone(), g.clone()], ph, name)?
+                                lw.one(
+                                    Op::MatMul {
+                                        trans_a: !ta,
+                                        trans_b: false,
+                                    },
+                                    vec![a.clone(), g.clone()],
+                                    ph,
+                                    name,
+                                )?
                             } else {
-                                lw.one(Op::MatMul { trans_a: true, trans_b: ta }, vec![g.clone(), a.clone()], ph, name)?
+                                lw.one(
+                                    Op::MatMul {
+                                        trans_a: true,
+                                        trans_b: ta,
+                                    },
+                                    vec![g.clone(), a.clone()],
+                                    ph,
+                                    name,
+                                )?
                             };
                             let db = reduce_batch(&mut lw, db, &b.shape, name)?;
                             contrib[inp(1)].push(db);
@@ -685,7 +752,13 @@ impl Graph {
                     }
                     Layer::Concat => {
                         let first = x(0).shape[1];
-                        let o = lw.emit(Op::SplitChannels { first }, vec![g], ph, Dynamic::None, name)?;
+                        let o = lw.emit(
+                            Op::SplitChannels { first },
+                            vec![g],
+                            ph,
+                            Dynamic::None,
+                            name,
+                        )?;
                         for (k, d) in o.into_iter().enumerate() {
                             if needs(k) {
                                 contrib[inp(k)].push(d);
@@ -729,7 +802,9 @@ impl Graph {
             if let Some(kind) = opts.optimizer {
                 for (k, g) in &grads {
                     let p = &self.params[*k];
-                    let pv = fwd[self.param_nodes[*k].0].clone().expect("parameter value");
+                    let pv = fwd[self.param_nodes[*k].0]
+                        .clone()
+                        .expect("parameter value");
                     let mut outs = vec![pv];
                     for (j, sname) in kind.state_names().iter().enumerate() {
                         let s = lw.store(
@@ -799,7 +874,10 @@ fn reduce_batch(lw: &mut Lowering, d: Val, want: &[usize], node: &str) -> Result
     }
     let inner = numel(want);
     let total = numel(&d.shape);
-    if inner == 0 || total % inner != 0 || !d.shape.ends_with(&want[want.len().saturating_sub(2)..]) {
+    if inner == 0
+        || !total.is_multiple_of(inner)
+        || !d.shape.ends_with(&want[want.len().saturating_sub(2)..])
+    {
         return Err(lowering_bug(
             node,
             ComputeError::Other(format!("cannot reduce gradient {:?} to {want:?}", d.shape)),
@@ -811,7 +889,15 @@ fn reduce_batch(lw: &mut Lowering, d: Val, want: &[usize], node: &str) -> Result
 }
 
 /// Emits the running-statistics update of a training batch norm.
-fn running_stats(lw: &mut Lowering, name: &str, x: &Val, mean: &Val, rm: &Val, rv: &Val, m: f32) -> Result<()> {
+fn running_stats(
+    lw: &mut Lowering,
+    name: &str,
+    x: &Val,
+    mean: &Val,
+    rm: &Val,
+    rv: &Val,
+    m: f32,
+) -> Result<()> {
     let ph = Phase::Forward;
     let c = mean.shape[0];
     let count = numel(&x.shape) / c.max(1);
@@ -1065,7 +1151,11 @@ impl fmt::Display for Schedule {
             Mode::Eval => "eval",
             Mode::Predict => "predict",
         };
-        let temps = self.slots.iter().filter(|s| s.kind == SlotKind::Temp).count();
+        let temps = self
+            .slots
+            .iter()
+            .filter(|s| s.kind == SlotKind::Temp)
+            .count();
         writeln!(
             f,
             "schedule {mode}, batch {}: {} dispatches ({} forward, {} loss, {} backward, {} optimizer)",

@@ -209,7 +209,7 @@ pub fn unet(c: &UNetConfig) -> Result<Graph> {
         )));
     }
     let f = 1usize << c.depth;
-    if c.height == 0 || c.width == 0 || c.height % f != 0 || c.width % f != 0 {
+    if c.height == 0 || c.width == 0 || !c.height.is_multiple_of(f) || !c.width.is_multiple_of(f) {
         return Err(shape_err(
             "unet",
             format!(
@@ -229,11 +229,25 @@ pub fn unet(c: &UNetConfig) -> Result<Graph> {
     let mut cur = x;
     let mut skips: Vec<NodeId> = Vec::new();
     for l in 0..c.depth {
-        cur = block(&mut g, c, &format!("enc{l}"), cur, c.base_channels << l, false)?;
+        cur = block(
+            &mut g,
+            c,
+            &format!("enc{l}"),
+            cur,
+            c.base_channels << l,
+            false,
+        )?;
         skips.push(cur);
         cur = g.max_pool2(&format!("enc{l}.pool"), cur)?;
     }
-    cur = block(&mut g, c, "bottleneck", cur, c.base_channels << c.depth, c.dropout > 0.0)?;
+    cur = block(
+        &mut g,
+        c,
+        "bottleneck",
+        cur,
+        c.base_channels << c.depth,
+        c.dropout > 0.0,
+    )?;
     for l in (0..c.depth).rev() {
         let ch = c.base_channels << l;
         let up = g.upsample2(&format!("dec{l}.up"), cur)?;
@@ -258,7 +272,13 @@ pub fn unet(c: &UNetConfig) -> Result<Graph> {
                 let probs = g.act("head.sigmoid", logits, Activation::Sigmoid)?;
                 match c.loss {
                     SegLoss::Bce { pos_weight } => {
-                        g.loss("bce", LossKind::BceWithLogits { pos_weight }, logits, t, 1.0)?;
+                        g.loss(
+                            "bce",
+                            LossKind::BceWithLogits { pos_weight },
+                            logits,
+                            t,
+                            1.0,
+                        )?;
                     }
                     SegLoss::Dice => {
                         g.loss("dice", LossKind::Dice { eps: 1.0 }, probs, t, 1.0)?;
@@ -267,7 +287,13 @@ pub fn unet(c: &UNetConfig) -> Result<Graph> {
                         pos_weight,
                         dice_weight,
                     } => {
-                        g.loss("bce", LossKind::BceWithLogits { pos_weight }, logits, t, 1.0)?;
+                        g.loss(
+                            "bce",
+                            LossKind::BceWithLogits { pos_weight },
+                            logits,
+                            t,
+                            1.0,
+                        )?;
                         g.loss("dice", LossKind::Dice { eps: 1.0 }, probs, t, dice_weight)?;
                     }
                     SegLoss::Mse => {
@@ -338,7 +364,14 @@ fn conv_unit(g: &mut Graph, c: &UNetConfig, name: &str, x: NodeId, ch: usize) ->
 }
 
 /// Two conv units, with optional dropout between them.
-fn block(g: &mut Graph, c: &UNetConfig, name: &str, x: NodeId, ch: usize, dropout: bool) -> Result<NodeId> {
+fn block(
+    g: &mut Graph,
+    c: &UNetConfig,
+    name: &str,
+    x: NodeId,
+    ch: usize,
+    dropout: bool,
+) -> Result<NodeId> {
     let y = conv_unit(g, c, &format!("{name}.conv1"), x, ch)?;
     let y = if dropout {
         g.dropout(&format!("{name}.dropout"), y, c.dropout)?

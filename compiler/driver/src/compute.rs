@@ -24,6 +24,38 @@ pub enum BenchCmd {
         #[arg(long)]
         allow_cpu_adapter: bool,
     },
+    /// Train the fault-segmentation U-Net on a prepared dataset: per-epoch loss and IoU, time
+    /// per step (`runtime/compute/bench/unet_torch.py` is the same model in PyTorch).
+    Unet(UnetArgs),
+}
+
+#[derive(clap::Args)]
+pub struct UnetArgs {
+    /// A folder with `train/` and `val/` subfolders of `NAME.cube.npy` (float32 [il, xl,
+    /// samples]) and `NAME.labels.npy` (uint8, same shape); each inline is one image.
+    /// `runtime/compute/bench/make_unet_data.sh` makes one.
+    #[arg(long)]
+    pub data: std::path::PathBuf,
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    pub device: DeviceChoice,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f32,
+    #[arg(long, default_value_t = 3)]
+    pub depth: usize,
+    #[arg(long, default_value_t = 8)]
+    pub base_channels: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object instead of per-epoch lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Accept a software GPU adapter (lavapipe).
+    #[arg(long)]
+    pub allow_cpu_adapter: bool,
 }
 
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
@@ -86,8 +118,161 @@ pub fn devices(json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Loads `dir/*.cube.npy` with their labels as (images, masks), each inline an image.
+fn load_sections(dir: &std::path::Path) -> Result<(Vec<f32>, Vec<f32>, usize, [usize; 2]), String> {
+    let mut cubes: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".cube.npy"))
+        .collect();
+    cubes.sort();
+    if cubes.is_empty() {
+        return Err(format!("{} holds no *.cube.npy files", dir.display()));
+    }
+    let (mut xs, mut ys, mut n, mut hw) = (Vec::new(), Vec::new(), 0, None);
+    for c in cubes {
+        let l = std::path::PathBuf::from(c.to_string_lossy().replace(".cube.npy", ".labels.npy"));
+        let a = mlp_segy::npy::read_npy(&c).map_err(|e| format!("{}: {e}", c.display()))?;
+        let b = mlp_segy::npy::read_npy(&l).map_err(|e| format!("{}: {e}", l.display()))?;
+        if a.shape.len() != 3 || a.shape != b.shape {
+            return Err(format!(
+                "{} {:?} and its labels {:?} must be the same [il, xl, samples] shape",
+                c.display(),
+                a.shape,
+                b.shape
+            ));
+        }
+        let this = [a.shape[1], a.shape[2]];
+        if *hw.get_or_insert(this) != this {
+            return Err(format!(
+                "{}: sections of {this:?}, others are {hw:?}",
+                c.display()
+            ));
+        }
+        xs.extend(
+            a.to_f32()
+                .ok_or_else(|| format!("{}: not float32", c.display()))?,
+        );
+        let lab = b.cast_f64();
+        ys.extend(lab.iter().map(|&v| if v > 0.5 { 1.0f32 } else { 0.0 }));
+        n += a.shape[0];
+    }
+    Ok((xs, ys, n, hw.expect("at least one cube")))
+}
+
+fn unet(a: UnetArgs) -> ExitCode {
+    use mlp_compute::model::{unet, Head, SegLoss, UNetConfig};
+    use mlp_compute::train::{Dataset, LrSchedule, Optimizer, TrainConfig, Trainer};
+    let (train, val) = match (
+        load_sections(&a.data.join("train")),
+        load_sections(&a.data.join("val")),
+    ) {
+        (Ok(t), Ok(v)) => (t, v),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    if train.3 != val.3 {
+        return fail(format_args!(
+            "train sections are {:?}, validation {:?}",
+            train.3, val.3
+        ));
+    }
+    let [h, w] = train.3;
+    let (backend, notice) = match select(a.device, a.allow_cpu_adapter) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    if let Some(n) = notice {
+        eprintln!("{n}");
+    }
+    let describe = backend.describe();
+    let cfg = UNetConfig {
+        depth: a.depth,
+        base_channels: a.base_channels,
+        batch_norm: true,
+        head: Head::Sigmoid,
+        height: h,
+        width: w,
+        loss: SegLoss::BceDice {
+            pos_weight: 3.0,
+            dice_weight: 2.0,
+        },
+        ..UNetConfig::default()
+    };
+    let graph = match unet(&cfg) {
+        Ok(g) => g,
+        Err(e) => return fail(e),
+    };
+    let tc = TrainConfig {
+        epochs: a.epochs,
+        batch_size: a.batch,
+        lr: a.lr,
+        lr_schedule: LrSchedule::Cosine { min_lr: 1e-5 },
+        optimizer: Optimizer::adam(),
+        seed: a.seed,
+        verbose: !a.json,
+        ..TrainConfig::default()
+    };
+    let backend: std::sync::Arc<dyn mlp_compute::Backend> = std::sync::Arc::from(backend);
+    let mut trainer = match Trainer::new(backend, graph, tc) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let report = match trainer.fit(
+        &Dataset::new(&train.0, &train.1),
+        Some(&Dataset::new(&val.0, &val.1)),
+    ) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let steps = train.2 / a.batch.max(1);
+    let epochs: Vec<serde_json::Value> = report
+        .epochs
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "epoch": e.epoch,
+                "train_loss": e.train_loss,
+                "val_loss": e.val_loss,
+                "iou": e.metrics.iou,
+                "pixel_accuracy": e.metrics.pixel_accuracy,
+                "seconds": e.seconds,
+                "seconds_per_step": e.seconds / steps.max(1) as f64,
+            })
+        })
+        .collect();
+    let last = report.epochs.last();
+    let v = serde_json::json!({
+        "framework": "mlp",
+        "device": describe,
+        "train_images": train.2,
+        "val_images": val.2,
+        "image": [h, w],
+        "depth": a.depth,
+        "base_channels": a.base_channels,
+        "batch": a.batch,
+        "final_train_loss": last.map(|e| e.train_loss),
+        "final_val_iou": last.and_then(|e| e.metrics.iou),
+        "epochs": epochs,
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else if let Some(e) = last {
+        let iou = e
+            .metrics
+            .iou
+            .map(|v| format!("{v:.4}"))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "final: train loss {:.5}, val IoU {iou} on {describe}",
+            e.train_loss
+        );
+    }
+    ExitCode::SUCCESS
+}
+
 pub fn bench(cmd: BenchCmd) -> ExitCode {
     match cmd {
+        BenchCmd::Unet(a) => unet(a),
         BenchCmd::Kernels {
             device,
             json,

@@ -118,8 +118,11 @@ pub fn devices(json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Images, masks, their count and the image size.
+type Sections = (Vec<f32>, Vec<f32>, usize, [usize; 2]);
+
 /// Loads `dir/*.cube.npy` with their labels as (images, masks), each inline an image.
-fn load_sections(dir: &std::path::Path) -> Result<(Vec<f32>, Vec<f32>, usize, [usize; 2]), String> {
+fn load_sections(dir: &std::path::Path) -> Result<Sections, String> {
     let mut cubes: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

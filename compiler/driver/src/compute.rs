@@ -166,6 +166,12 @@ fn load_sections(dir: &std::path::Path) -> Result<Sections, String> {
 fn unet(a: UnetArgs) -> ExitCode {
     use mlp_compute::model::{unet, Head, SegLoss, UNetConfig};
     use mlp_compute::train::{Dataset, LrSchedule, Optimizer, TrainConfig, Trainer};
+    if a.epochs == 0 {
+        return fail("--epochs must be at least 1");
+    }
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        return fail("--lr must be a positive number");
+    }
     let (train, val) = match (
         load_sections(&a.data.join("train")),
         load_sections(&a.data.join("val")),

@@ -442,9 +442,13 @@ pub fn run(
         }
         times.sort_by(|a, b| a.total_cmp(b));
         let secs = times[times.len() / 2];
-        let bytes = 4.0
-            * (case.inputs.iter().map(|s| numel(s)).sum::<usize>()
-                + outs.iter().map(|s| numel(s)).sum::<usize>()) as f64;
+        // Bytes a kernel must move: its inputs and outputs, except that an embedding lookup
+        // reads only the rows it gathers, not the whole table.
+        let read: usize = match case.op {
+            Op::Embedding => numel(&case.inputs[0]) + numel(&outs[0]),
+            _ => case.inputs.iter().map(|s| numel(s)).sum(),
+        };
+        let bytes = 4.0 * (read + outs.iter().map(|s| numel(s)).sum::<usize>()) as f64;
         free(backend, &p);
         out.push(Measurement {
             op: case.op.name().to_string(),

@@ -23,6 +23,12 @@ pub enum BenchCmd {
         /// Accept a software GPU adapter (lavapipe) for `gpu`/`auto`.
         #[arg(long)]
         allow_cpu_adapter: bool,
+        /// Also measure square matmuls of these sizes (e.g. `2048,4096,8192`).
+        #[arg(long, value_delimiter = ',')]
+        square: Vec<usize>,
+        /// Measure only these ops (by name, e.g. `matmul,conv2d`).
+        #[arg(long, value_delimiter = ',')]
+        ops: Vec<String>,
     },
     /// Train the fault-segmentation U-Net on a prepared dataset: per-epoch loss and IoU, time
     /// per step (`runtime/compute/bench/unet_torch.py` is the same model in PyTorch).
@@ -288,6 +294,8 @@ pub fn bench(cmd: BenchCmd) -> ExitCode {
             repeats,
             scale,
             allow_cpu_adapter,
+            square,
+            ops,
         } => {
             let (backend, notice) = match select(device, allow_cpu_adapter) {
                 Ok(b) => b,
@@ -300,7 +308,20 @@ pub fn bench(cmd: BenchCmd) -> ExitCode {
             let is_cpu = backend.kind() == mlp_compute::DeviceKind::Cpu;
             let reference: Option<&dyn mlp_compute::Backend> =
                 if is_cpu { None } else { Some(&cpu) };
-            let cases = mlp_compute::bench::cases(scale);
+            let mut cases = mlp_compute::bench::cases(scale);
+            cases.extend(mlp_compute::bench::square_matmuls(&square));
+            if !ops.is_empty() {
+                let known: std::collections::BTreeSet<&str> =
+                    cases.iter().map(|c| c.op.name()).collect();
+                if let Some(bad) = ops.iter().find(|o| !known.contains(o.as_str())) {
+                    let list: Vec<&str> = known.into_iter().collect();
+                    return fail(format!(
+                        "--ops: no op named `{bad}` (ops: {})",
+                        list.join(", ")
+                    ));
+                }
+                cases.retain(|c| ops.iter().any(|o| o == c.op.name()));
+            }
             let ms = match mlp_compute::bench::run(backend.as_ref(), reference, &cases, repeats) {
                 Ok(ms) => ms,
                 Err(e) => return fail(e),

@@ -1,20 +1,47 @@
 #!/usr/bin/env bash
 # One run on a GPU machine (see ../shared/gpu/README.md): mlp's wgpu kernels and U-Net training
-# step against PyTorch fp32 on the same GPU, in the same command. Builds nothing: send the
-# release `mlp` binary (and the Vulkan loader in .gl/) along. Results go to $OUT (or ./gpu-out).
+# step against PyTorch fp32 (TF32 off) on the same GPU, in the same command. Builds nothing:
+# send a release `mlp` binary (strip it to fit) and the Vulkan loader in .gl/ along. Results go
+# to $OUT (or ./gpu-out), one file per step, plus summary.txt.
 #   bash runtime/compute/bench/gpu_compare.sh [path/to/mlp]
+# Knobs (for a dry run on lavapipe): SQUARE (square matmul sizes), SCALE (kernel shapes shrink
+# factor), SURVEYS (training surveys of 16 images), EPOCHS, BIG_EPOCHS (0 skips the wide
+# U-Net), ALLOW (extra flag, e.g. --allow-cpu-adapter), NO_TORCH=1.
 set -uo pipefail
-mlp=${1:-target/release/mlp}
+mlp=$(realpath "${1:-target/release/mlp}")
 out=${OUT:-gpu-out}
 mkdir -p "$out"
-here=$(dirname "$0")
+out=$(realpath "$out")
+here=$(cd "$(dirname "$0")" && pwd)
+SQUARE=${SQUARE:-2048,4096,8192}
+SCALE=${SCALE:-1}
+SURVEYS=${SURVEYS:-32}
+EPOCHS=${EPOCHS:-8}
+BIG_EPOCHS=${BIG_EPOCHS:-2}
+ALLOW=${ALLOW:-}
 if ls .gl/*.deb >/dev/null 2>&1; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
+step() { # name timeout command...
+  local name=$1 limit=$2; shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@" > "$out/$name.json" 2> "$out/$name.err"
+  echo "$name: exit $? in $((SECONDS - t0)) s" | tee -a "$out/summary.txt"
+}
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
-"$mlp" devices --json > "$out/devices.json" 2> "$out/devices.err"
-"$mlp" bench kernels --device gpu --json --repeats 20 > "$out/mlp_kernels_gpu.json" 2> "$out/mlp_kernels_gpu.err"
-python3 "$here/torch_kernels.py" --device cuda > "$out/torch_kernels.json" 2> "$out/torch_kernels.err"
+step devices 30 "$mlp" devices --json
+# Every op plus the square products, default kernels (fast GEMM, no runtime checks there).
+step mlp_kernels_gpu 150 "$mlp" bench kernels --device gpu --json --repeats 20 --scale "$SCALE" --square "$SQUARE" $ALLOW
+[ -n "${NO_TORCH:-}" ] || step torch_kernels 90 python3 "$here/torch_kernels.py" --device cuda
 data=$(mktemp -d)
-bash "$here/make_unet_data.sh" "$data" 64 4 "$mlp" > /dev/null 2>&1
-"$mlp" bench unet --data "$data" --device gpu --epochs 8 --json > "$out/mlp_unet_gpu.json" 2> "$out/mlp_unet_gpu.err"
-python3 "$here/unet_torch.py" --data "$data" --device cuda --epochs 8 --json > "$out/torch_unet.json" 2> "$out/torch_unet.err"
+bash "$here/make_unet_data.sh" "$data" "$SURVEYS" 4 "$mlp" > "$out/data.log" 2>&1
+echo "data: exit $?" | tee -a "$out/summary.txt"
+step mlp_unet_gpu 120 "$mlp" bench unet --data "$data" --device gpu --epochs "$EPOCHS" --json $ALLOW
+[ -n "${NO_TORCH:-}" ] || step torch_unet 120 python3 "$here/unet_torch.py" --data "$data" --device cuda --epochs "$EPOCHS" --json
+# The GEMM variants on the square products: runtime bounds checks on, and the guarded kernel.
+step mlp_matmul_checks 60 env MLP_WGSL_CHECKS=on "$mlp" bench kernels --device gpu --json --repeats 10 --scale "$SCALE" --square "$SQUARE" --ops matmul $ALLOW
+step mlp_matmul_guarded 60 env MLP_GEMM_FAST=0 "$mlp" bench kernels --device gpu --json --repeats 10 --scale "$SCALE" --square "$SQUARE" --ops matmul $ALLOW
+if [ "$BIG_EPOCHS" != 0 ]; then
+  # A wider U-Net (32 base channels, batch 32): less launch-bound, more arithmetic per step.
+  step mlp_unet_wide_gpu 60 "$mlp" bench unet --data "$data" --device gpu --epochs "$BIG_EPOCHS" --base-channels 32 --batch 32 --json $ALLOW
+  [ -n "${NO_TORCH:-}" ] || step torch_unet_wide 60 python3 "$here/unet_torch.py" --data "$data" --device cuda --epochs "$BIG_EPOCHS" --base-channels 32 --batch 32 --json
+fi
 ls -la "$out"

@@ -282,6 +282,22 @@ pub fn cases(scale: usize) -> Vec<Case> {
     v
 }
 
+/// Square `n x n x n` products (no transposes), for the GEMM comparisons against BLAS.
+pub fn square_matmuls(sizes: &[usize]) -> Vec<Case> {
+    sizes
+        .iter()
+        .filter(|&&n| n > 0)
+        .map(|&n| Case {
+            op: Op::MatMul {
+                trans_a: false,
+                trans_b: false,
+            },
+            inputs: vec![vec![n, n], vec![n, n]],
+            flops: 2.0 * (n as f64).powi(3),
+        })
+        .collect()
+}
+
 /// Deterministic pseudo-random inputs that are valid for the op (ids in range, positive
 /// inverse deviations, targets in [0, 1], a pooled tensor that matches its input).
 pub fn inputs_for(case: &Case, seed: u64) -> Vec<Vec<f32>> {

@@ -256,6 +256,79 @@ fn matmul() {
     }
 }
 
+/// The aligned double-buffered GEMM (matmul_fast.wgsl), forced on by a backend of its own
+/// whose big-tile threshold is 0: every transpose, batches, broadcasts, the folded
+/// `[batch, m, k] x [k, n]` product, attention's per-head views, and near misses that must
+/// fall back to the guarded kernel.
+#[test]
+fn matmul_fast_path() {
+    if gpu().is_none() {
+        return;
+    }
+    let g = GpuBackend::new(GpuOptions::allow_cpu()).expect("a second GPU backend");
+    g.set_big_matmul_threshold(0);
+    let mut rng = Rng(7);
+    let cases: Vec<MatMulCase> = vec![
+        (vec![], vec![], 128, 8, 128),
+        (vec![], vec![], 256, 72, 128),
+        (vec![3], vec![3], 128, 16, 256),
+        (vec![2], vec![], 128, 24, 128),
+        (vec![], vec![2], 128, 8, 128),
+        (vec![5], vec![], 128, 40, 128),
+        // Near misses: K not a multiple of 8, M not a multiple of 128.
+        (vec![], vec![], 128, 12, 128),
+        (vec![], vec![], 136, 8, 128),
+    ];
+    for (ab, bb, m, k, n) in cases {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut sa = ab.clone();
+            sa.extend(if ta { [k, m] } else { [m, k] });
+            let mut sb = bb.clone();
+            sb.extend(if tb { [n, k] } else { [k, n] });
+            let a = input(&mut rng, &sa, -1.0, 1.0);
+            let b = input(&mut rng, &sb, -1.0, 1.0);
+            let op = Op::MatMul {
+                trans_a: ta,
+                trans_b: tb,
+            };
+            let want = run_on(cpu(), &op, &[a.clone(), b.clone()], None);
+            let got = run_on(&g, &op, &[a, b], None);
+            let tol = sum_tol(k, 1.0);
+            for (i, (x, y)) in got[0].iter().zip(&want[0]).enumerate() {
+                assert!(
+                    (x - y).abs() <= tol.abs + tol.rel * y.abs(),
+                    "matmul {sa:?} x {sb:?} (trans {ta} {tb}) element {i}: gpu {x} cpu {y}"
+                );
+            }
+        }
+    }
+    let (b, s, e) = (2usize, 128usize, 384usize);
+    let q = input(&mut rng, &[b, s, e], -1.0, 1.0);
+    let kk = input(&mut rng, &[b, s, e], -1.0, 1.0);
+    let v = input(&mut rng, &[b, s, e], -1.0, 1.0);
+    let mask: Input = (
+        (0..b * s)
+            .map(|i| if i % 7 == 3 { 0.0 } else { 1.0 })
+            .collect(),
+        vec![b, s],
+    );
+    let op = Op::Attention { heads: 12 };
+    let ins = [q, kk, v, mask];
+    let want = run_on(cpu(), &op, &ins, None);
+    let got = run_on(&g, &op, &ins, None);
+    for (x, y) in got[0].iter().zip(&want[0]) {
+        assert!(
+            (x - y).abs() <= 1e-4 + 1e-4 * y.abs(),
+            "attention: gpu {x} cpu {y}"
+        );
+    }
+    assert!(
+        g.compiled_kernels().contains(&"matmul_fast.wgsl"),
+        "the fast path never ran: {:?}",
+        g.compiled_kernels()
+    );
+}
+
 #[test]
 fn elementwise() {
     let mut rng = Rng(2);

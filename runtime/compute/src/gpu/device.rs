@@ -107,6 +107,29 @@ pub struct GpuBackend {
     lost: Arc<Mutex<Option<String>>>,
     /// Products at least this large (in 128x128 output tiles) use the 128x128 matmul kernel.
     pub(crate) big_tiles_min: Mutex<u64>,
+    pub(crate) tuning: Tuning,
+}
+
+/// Kernel choices that benchmarks and debugging override through the environment (read once,
+/// when the backend is created).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tuning {
+    /// Keep wgpu's runtime bounds checks in every kernel (`MLP_WGSL_CHECKS=on`); by default
+    /// the kernels listed in `kernels::UNCHECKED` run without them.
+    pub checks: bool,
+    /// Use the aligned double-buffered GEMM when a product qualifies (`MLP_GEMM_FAST=0`
+    /// turns it off).
+    pub fast_gemm: bool,
+}
+
+impl Tuning {
+    fn from_env() -> Tuning {
+        let var = |k: &str| std::env::var(k).unwrap_or_default().to_ascii_lowercase();
+        Tuning {
+            checks: matches!(var("MLP_WGSL_CHECKS").as_str(), "1" | "on" | "true" | "yes"),
+            fast_gemm: !matches!(var("MLP_GEMM_FAST").as_str(), "0" | "off" | "false" | "no"),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -244,12 +267,20 @@ impl GpuBackend {
             uncaptured,
             lost,
             big_tiles_min: Mutex::new(256),
+            tuning: Tuning::from_env(),
         })
     }
 
     /// The adapter in use.
     pub fn adapter_info(&self) -> &AdapterInfoSummary {
         &self.info
+    }
+
+    /// The kernel files compiled so far (each is compiled on first use), sorted.
+    pub fn compiled_kernels(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = lock(&self.state).modules.keys().copied().collect();
+        v.sort_unstable();
+        v
     }
 
     /// `(dispatches recorded, batches submitted)` so far.
@@ -412,12 +443,23 @@ impl Recorder<'_> {
         let module = match self.st.modules.get(kernel) {
             Some(m) => m.clone(),
             None => {
-                let m = scoped(device, kernel, || {
-                    device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(kernel),
-                        source: wgpu::ShaderSource::Wgsl(kernels::source(kernel).into()),
-                    })
-                })?;
+                let desc = wgpu::ShaderModuleDescriptor {
+                    label: Some(kernel),
+                    source: wgpu::ShaderSource::Wgsl(kernels::source(kernel).into()),
+                };
+                let m = if kernels::UNCHECKED.contains(&kernel) && !self.gpu.tuning.checks {
+                    // SAFETY: the kernels in `UNCHECKED` index only in range by construction,
+                    // given the preconditions their host code checks before every dispatch
+                    // (see each kernel's header); the conformance tests cover them.
+                    scoped(device, kernel, || unsafe {
+                        device.create_shader_module_trusted(
+                            desc,
+                            wgpu::ShaderRuntimeChecks::unchecked(),
+                        )
+                    })?
+                } else {
+                    scoped(device, kernel, || device.create_shader_module(desc))?
+                };
                 self.st.modules.insert(kernel, m.clone());
                 m
             }

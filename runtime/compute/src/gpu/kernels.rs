@@ -76,6 +76,10 @@ pub static KERNELS: &[(&str, &str)] = &[
         "matmul_big.wgsl",
         include_str!("../../kernels/matmul_big.wgsl"),
     ),
+    (
+        "matmul_fast.wgsl",
+        include_str!("../../kernels/matmul_fast.wgsl"),
+    ),
     ("maxpool2.wgsl", include_str!("../../kernels/maxpool2.wgsl")),
     (
         "maxpool2_backward.wgsl",
@@ -108,6 +112,10 @@ pub static KERNELS: &[(&str, &str)] = &[
         include_str!("../../kernels/upsample2_backward.wgsl"),
     ),
 ];
+
+/// Kernels created without wgpu's runtime bounds checks: their host code checks
+/// preconditions under which every index is in range (see each file's header).
+pub const UNCHECKED: &[&str] = &["matmul_fast.wgsl"];
 
 /// The source of a kernel file (panics on a name missing from [`KERNELS`], a programming error
 /// caught by every test that dispatches the op).

@@ -835,6 +835,32 @@ fn split_grid(
     Ok(())
 }
 
+/// The preconditions of matmul_fast.wgsl, under which all its accesses are aligned vec4s in
+/// range: tile-multiple sizes, each operand contiguous along one axis, everything else
+/// (strides, batch strides) a multiple of 4 floats, buffers a multiple of 16 bytes, and the
+/// last element of every operand inside its buffer.
+fn fast_gemm_ok(g: &Gemm, bufs: [&wgpu::Buffer; 3]) -> bool {
+    let four = |xs: &[usize]| xs.iter().all(|x| x % 4 == 0);
+    let sizes = g.m % 128 == 0 && g.n % 128 == 0 && g.k % 8 == 0 && g.k > 0;
+    let a = (g.a.cs == 1 && four(&[g.a.rs])) || (g.a.rs == 1 && four(&[g.a.cs]));
+    let b = (g.b.cs == 1 && four(&[g.b.rs])) || (g.b.rs == 1 && four(&[g.b.cs]));
+    let c = g.c.cs == 1 && four(&[g.c.rs]);
+    let batch = four(&[g.a.bo, g.a.bi, g.b.bo, g.b.bi, g.c.bo, g.c.bi]) && g.bi > 0;
+    if !(sizes && a && b && c && batch) {
+        return false;
+    }
+    // An upper bound on the largest element index each operand reaches over all batches.
+    let (zo, zi) = ((g.batch - 1) / g.bi, g.bi.min(g.batch) - 1);
+    let last = |s: &Strides, rows: usize, cols: usize| {
+        zo * s.bo + zi * s.bi + (rows - 1) * s.rs + (cols - 1) * s.cs
+    };
+    let fits =
+        |buf: &wgpu::Buffer, end: usize| buf.size() % 16 == 0 && (end as u64 + 1) * 4 <= buf.size();
+    fits(bufs[0], last(&g.a, g.m, g.k))
+        && fits(bufs[1], last(&g.b, g.k, g.n))
+        && fits(bufs[2], last(&g.c, g.m, g.n))
+}
+
 fn gemm(
     rec: &mut Recorder<'_>,
     g: &Gemm,
@@ -852,7 +878,11 @@ fn gemm(
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let (kernel, tile) = if tiles128 >= threshold {
-        ("matmul_big.wgsl", 128)
+        if rec.gpu.tuning.fast_gemm && fast_gemm_ok(g, [a, b, c]) {
+            ("matmul_fast.wgsl", 128)
+        } else {
+            ("matmul_big.wgsl", 128)
+        }
     } else {
         ("matmul.wgsl", 64)
     };

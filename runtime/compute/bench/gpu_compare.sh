@@ -9,9 +9,12 @@
 # U-Net), ALLOW (extra flag, e.g. --allow-cpu-adapter), NO_TORCH=1.
 set -uo pipefail
 mlp=$(realpath "${1:-target/release/mlp}")
-out=${OUT:-gpu-out}
-mkdir -p "$out"
-out=$(realpath "$out")
+final=${OUT:-gpu-out}
+mkdir -p "$final"
+final=$(realpath "$final")
+# Results are gathered in a scratch folder and packed into $final/results.tgz at the end (the
+# device tool returns few files).
+out=$(mktemp -d)
 here=$(cd "$(dirname "$0")" && pwd)
 SQUARE=${SQUARE:-2048,4096,8192}
 SCALE=${SCALE:-1}
@@ -20,6 +23,8 @@ EPOCHS=${EPOCHS:-8}
 BIG_EPOCHS=${BIG_EPOCHS:-2}
 ALLOW=${ALLOW:-}
 if ls .gl/*.deb >/dev/null 2>&1; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$icd" ]; then export VK_DRIVER_FILES=$icd; fi
 step() { # name timeout command...
   local name=$1 limit=$2; shift 2
   local t0=$SECONDS
@@ -45,3 +50,5 @@ if [ "$BIG_EPOCHS" != 0 ]; then
   [ -n "${NO_TORCH:-}" ] || step torch_unet_wide 60 python3 "$here/unet_torch.py" --data "$data" --device cuda --epochs "$BIG_EPOCHS" --base-channels 32 --batch 32 --json
 fi
 ls -la "$out"
+tar czf "$final/results.tgz" -C "$out" .
+cp "$out/summary.txt" "$final/summary.txt"

@@ -323,7 +323,9 @@ fn matmul_fast_path() {
         );
     }
     assert!(
-        g.compiled_kernels().contains(&"matmul_fast.wgsl"),
+        g.compiled_kernels()
+            .iter()
+            .any(|k| k.starts_with("matmul_fast")),
         "the fast path never ran: {:?}",
         g.compiled_kernels()
     );

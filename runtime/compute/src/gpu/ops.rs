@@ -841,7 +841,8 @@ fn split_grid(
 /// last element of every operand inside its buffer.
 fn fast_gemm_ok(g: &Gemm, bufs: [&wgpu::Buffer; 3]) -> bool {
     let four = |xs: &[usize]| xs.iter().all(|x| x % 4 == 0);
-    let sizes = g.m % 128 == 0 && g.n % 128 == 0 && g.k % 8 == 0 && g.k > 0;
+    let sizes =
+        g.m.is_multiple_of(128) && g.n.is_multiple_of(128) && g.k.is_multiple_of(8) && g.k > 0;
     let a = (g.a.cs == 1 && four(&[g.a.rs])) || (g.a.rs == 1 && four(&[g.a.cs]));
     let b = (g.b.cs == 1 && four(&[g.b.rs])) || (g.b.rs == 1 && four(&[g.b.cs]));
     let c = g.c.cs == 1 && four(&[g.c.rs]);
@@ -854,8 +855,9 @@ fn fast_gemm_ok(g: &Gemm, bufs: [&wgpu::Buffer; 3]) -> bool {
     let last = |s: &Strides, rows: usize, cols: usize| {
         zo * s.bo + zi * s.bi + (rows - 1) * s.rs + (cols - 1) * s.cs
     };
-    let fits =
-        |buf: &wgpu::Buffer, end: usize| buf.size() % 16 == 0 && (end as u64 + 1) * 4 <= buf.size();
+    let fits = |buf: &wgpu::Buffer, end: usize| {
+        buf.size().is_multiple_of(16) && (end as u64 + 1) * 4 <= buf.size()
+    };
     fits(bufs[0], last(&g.a, g.m, g.k))
         && fits(bufs[1], last(&g.b, g.k, g.n))
         && fits(bufs[2], last(&g.c, g.m, g.n))
@@ -878,7 +880,11 @@ fn gemm(
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let (kernel, tile) = if tiles128 >= threshold {
-        if rec.gpu.tuning.fast_gemm && fast_gemm_ok(g, [a, b, c]) {
+        // Double-buffered 128 x 8 tiles of A and B: 16 KiB of workgroup memory.
+        if rec.gpu.tuning.fast_gemm
+            && rec.gpu.limits.max_compute_workgroup_storage_size >= 16384
+            && fast_gemm_ok(g, [a, b, c])
+        {
             ("matmul_fast.wgsl", 128)
         } else {
             ("matmul_big.wgsl", 128)

@@ -1,0 +1,1 @@
+//! Embedders (see spec/rag.md).

@@ -1,0 +1,1 @@
+//! Vector store and retrieval metrics (see spec/rag.md).

@@ -2,6 +2,7 @@
 //! feeds them to the queries, and renders results.
 
 mod compute;
+mod rag;
 mod render;
 mod segy;
 
@@ -94,6 +95,22 @@ enum Cmd {
         #[command(subcommand)]
         cmd: compute::BenchCmd,
     },
+    /// Load documents and cut them into chunks: JSON Lines of id, doc, path, start, end, text.
+    Chunk(rag::ChunkArgs),
+    /// Embed JSON Lines records (`text`) from stdin: each gets `embedding` and `tokens`.
+    Embed(rag::EmbedArgs),
+    /// Vector indexes: build, add, query, info.
+    Index {
+        #[command(subcommand)]
+        cmd: rag::IndexCmd,
+    },
+    /// Embed a question with the index's embedder and print the nearest chunks.
+    Search(rag::SearchArgs),
+    /// Evaluations.
+    Eval {
+        #[command(subcommand)]
+        cmd: rag::EvalCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -134,6 +151,11 @@ fn run(cli: Cli) -> ExitCode {
         Cmd::Segy { cmd } => segy::run(cmd),
         Cmd::Devices { json } => compute::devices(json),
         Cmd::Bench { cmd } => compute::bench(cmd),
+        Cmd::Chunk(a) => rag::chunk(a),
+        Cmd::Embed(a) => rag::embed(a),
+        Cmd::Index { cmd } => rag::index(cmd),
+        Cmd::Search(a) => rag::search(a),
+        Cmd::Eval { cmd } => rag::eval(cmd),
     }
 }
 

@@ -125,7 +125,7 @@ impl ChunkConfig {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.size == 0 {
             return Err(TextError::Config("size must be at least 1".into()));
         }
@@ -346,7 +346,7 @@ pub fn recursive_pieces(
 }
 
 /// Appends the inner and end boundaries of `text[start..end]` to `out`.
-fn split_into(
+pub(crate) fn split_into(
     text: &str,
     start: usize,
     end: usize,

@@ -41,6 +41,26 @@ pub enum TextError {
     /// A glob pattern is malformed or matched nothing.
     #[error("glob {pattern:?}: {message}")]
     Glob { pattern: String, message: String },
+    /// The file is larger than the in-memory loaders accept
+    /// ([`crate::load::LoadOptions::max_file_bytes`]).
+    #[error(
+        "{path}: {size} bytes is over the in-memory loader limit of {limit} bytes; \
+         chunk large text files with mlp_text::stream::chunk_file_streaming \
+         (bounded memory), or raise LoadOptions::max_file_bytes"
+    )]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+    /// A PDF whose text cannot be extracted: encrypted, corrupt, or without
+    /// a text layer (image-only).
+    #[error("{path}: PDF: {message}")]
+    Pdf { path: PathBuf, message: String },
+    /// A file the streaming chunker cannot process as it is (e.g. UTF-16),
+    /// or one that changed while it was being streamed.
+    #[error("{path}: {message}")]
+    Stream { path: PathBuf, message: String },
     /// A chunker was given an impossible configuration.
     #[error("invalid chunk configuration: {0}")]
     Config(String),

@@ -1,11 +1,14 @@
 //! Document loading and chunking for retrieval (RAG) pipelines.
 //!
-//! * [`load`]: loaders for plain text, Markdown, HTML and JSON Lines, with
+//! * [`load`]: loaders for plain text, Markdown, HTML, JSON Lines and PDF, with
 //!   strict encoding handling (UTF-8, UTF-8 with BOM, UTF-16 with BOM; all
 //!   else is a clear error naming the file and byte offset) and globbing.
 //! * [`chunk`]: fixed, recursive, sentence-aware and Markdown-aware chunkers
 //!   whose sizes are measured in characters or tokens ([`chunk::Unit`]), with
 //!   one precise overlap rule (see the [`chunk`] module docs and `spec/chunking.md`).
+//! * [`stream`]: the fixed and recursive chunkers over a text file of any
+//!   size (a 1 GB single line included) in bounded memory, with the same
+//!   chunks and ids as loading the file and chunking it in memory.
 //!
 //! ```
 //! use mlp_text::{chunk, ChunkConfig, Format};
@@ -28,10 +31,13 @@
 pub mod chunk;
 pub mod error;
 pub mod load;
+mod pdf;
+pub mod stream;
 
 pub use chunk::{Chunk, ChunkConfig, Tokenizer, TruncationWarning, Unit, WhitespaceTokenizer};
 pub use error::{Result, TextError};
-pub use load::{Document, Format};
+pub use load::{Document, Format, LoadOptions};
+pub use stream::{chunk_file_streaming, StreamReport, StreamStrategy};
 
 /// First 16 hex digits of the BLAKE3 hash of `parts` joined by NUL bytes.
 pub(crate) fn short_hash(parts: &[&[u8]]) -> String {

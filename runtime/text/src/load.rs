@@ -11,10 +11,16 @@
 //! Documents whose text is empty or only whitespace are rejected with
 //! [`TextError::Empty`].
 //!
-//! Not yet done: streaming of huge single-line files (a file is read whole),
-//! PDF.
+//! PDFs ([`Format::Pdf`]) are not decoded as text: their text layer is
+//! extracted page by page (see [`load_pdf`]).
+//!
+//! Loaders read a file whole, so they refuse files over
+//! [`LoadOptions::max_file_bytes`] ([`DEFAULT_MAX_FILE_BYTES`] by default)
+//! with [`TextError::TooLarge`] before allocating anything; large text files
+//! are chunked with bounded memory by [`crate::stream::chunk_file_streaming`].
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, TextError};
@@ -22,6 +28,26 @@ use crate::short_hash;
 
 /// How many leading bytes are searched for NUL to detect binary files.
 pub const BINARY_SNIFF_LEN: usize = 8 * 1024;
+
+/// Default for [`LoadOptions::max_file_bytes`]: 256 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Options of the in-memory loaders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Largest file (in bytes on disk) a loader reads into memory; larger
+    /// files fail with [`TextError::TooLarge`], which points to
+    /// [`crate::stream::chunk_file_streaming`].
+    pub max_file_bytes: u64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+        }
+    }
+}
 
 /// One loaded document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +74,15 @@ pub enum Format {
     Html,
     /// One document per non-blank line, text taken from `field`.
     JsonLines { field: String },
+    /// The text layer of a PDF, pages in order, separated by a blank line;
+    /// metadata `pages`, `page_starts` and (if the PDF has one) `title`.
+    Pdf,
 }
 
 impl Format {
     /// The format for a file name's extension: `.md`/`.markdown`,
-    /// `.html`/`.htm`, `.jsonl`/`.ndjson` (text from `jsonl_field`), else text.
+    /// `.html`/`.htm`, `.jsonl`/`.ndjson` (text from `jsonl_field`), `.pdf`,
+    /// else text.
     pub fn for_path(path: &Path, jsonl_field: &str) -> Format {
         let ext = path
             .extension()
@@ -65,6 +95,7 @@ impl Format {
             "jsonl" | "ndjson" => Format::JsonLines {
                 field: jsonl_field.to_string(),
             },
+            "pdf" => Format::Pdf,
             _ => Format::Text,
         }
     }
@@ -75,6 +106,7 @@ impl Format {
             Format::Markdown => "markdown",
             Format::Html => "html",
             Format::JsonLines { .. } => "jsonl",
+            Format::Pdf => "pdf",
         }
     }
 }
@@ -147,11 +179,32 @@ fn utf16(
     Ok(out)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| TextError::Io {
+/// Reads `path` whole, refusing files over `limit` bytes before allocating.
+fn read(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let io = |source| TextError::Io {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let too_large = |size| TextError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        limit,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if size > limit {
+        return Err(too_large(size));
+    }
+    // The file may grow after the size check (or be a special file whose
+    // size reads 0): never read more than `limit + 1` bytes.
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 fn non_empty(path: &Path, text: String) -> Result<String> {
@@ -179,15 +232,29 @@ fn document(
     }
 }
 
-/// Load one file in the given format. Text, Markdown and HTML give one
-/// document; JSON Lines gives one per non-blank line.
+/// Load one file in the given format. Text, Markdown, HTML and PDF give one
+/// document; JSON Lines gives one per non-blank line. Files over
+/// [`DEFAULT_MAX_FILE_BYTES`] are refused ([`TextError::TooLarge`]).
 pub fn load_file(path: &Path, format: &Format) -> Result<Vec<Document>> {
-    let bytes = read(path)?;
+    load_file_with(path, format, &LoadOptions::default())
+}
+
+/// [`load_file`] with explicit [`LoadOptions`].
+pub fn load_file_with(
+    path: &Path,
+    format: &Format,
+    options: &LoadOptions,
+) -> Result<Vec<Document>> {
+    let bytes = read(path, options.max_file_bytes)?;
     parse_bytes(path, &bytes, format)
 }
 
 /// Like [`load_file`] for bytes already in memory (`path` names them).
 pub fn parse_bytes(path: &Path, bytes: &[u8], format: &Format) -> Result<Vec<Document>> {
+    if *format == Format::Pdf {
+        let (text, meta) = crate::pdf::extract(path, bytes)?;
+        return Ok(vec![document(path, text, meta, format)]);
+    }
     let text = decode(path, bytes)?;
     match format {
         Format::Text => {
@@ -220,6 +287,7 @@ pub fn parse_bytes(path: &Path, bytes: &[u8], format: &Format) -> Result<Vec<Doc
             Ok(vec![document(path, body, meta, format)])
         }
         Format::JsonLines { field } => parse_jsonl(path, &text, field, format),
+        Format::Pdf => unreachable!("PDF is handled before decoding"),
     }
 }
 
@@ -236,6 +304,21 @@ pub fn load_markdown(path: &Path) -> Result<Document> {
 /// Load an HTML file (visible text only).
 pub fn load_html(path: &Path) -> Result<Document> {
     single(load_file(path, &Format::Html)?)
+}
+
+/// Load the text layer of a PDF as one document: pages in order, each
+/// trimmed, separated by a blank line (`"\n\n"`). Metadata: `pages` (page
+/// count), `page_starts` (comma-separated byte offset in the text where each
+/// page begins, so a chunk's page is the last start `<=` its `start`) and
+/// `title` (from the PDF's document information, if present).
+///
+/// Encrypted PDFs (unless the user password is empty), corrupt PDFs and
+/// PDFs without extractable text (scanned, image-only: no OCR is done) fail
+/// with [`TextError::Pdf`] naming the file; extraction never panics, and
+/// structures the extractor would recurse into forever (self-invoking form
+/// XObjects, cyclic page trees) are refused before extraction.
+pub fn load_pdf(path: &Path) -> Result<Document> {
+    single(load_file(path, &Format::Pdf)?)
 }
 
 /// Load a JSON Lines file, one document per non-blank line.
@@ -261,6 +344,15 @@ fn single(docs: Vec<Document>) -> Result<Document> {
 /// Directories are skipped. Fails on the first bad file, naming it; a
 /// pattern that matches no file is an error too.
 pub fn load_glob(pattern: &str, jsonl_field: &str) -> Result<Vec<Document>> {
+    load_glob_with(pattern, jsonl_field, &LoadOptions::default())
+}
+
+/// [`load_glob`] with explicit [`LoadOptions`] (applied to every file).
+pub fn load_glob_with(
+    pattern: &str,
+    jsonl_field: &str,
+    options: &LoadOptions,
+) -> Result<Vec<Document>> {
     let glob_err = |message: String| TextError::Glob {
         pattern: pattern.to_string(),
         message,
@@ -280,7 +372,7 @@ pub fn load_glob(pattern: &str, jsonl_field: &str) -> Result<Vec<Document>> {
     let mut docs = Vec::new();
     for path in files {
         let format = Format::for_path(&path, jsonl_field);
-        docs.extend(load_file(&path, &format)?);
+        docs.extend(load_file_with(&path, &format, options)?);
     }
     Ok(docs)
 }

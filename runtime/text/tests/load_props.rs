@@ -16,6 +16,7 @@ proptest! {
             Format::Markdown,
             Format::Html,
             Format::JsonLines { field: "text".into() },
+            Format::Pdf,
         ] {
             let _ = parse_bytes(p, &bytes, &f);
         }

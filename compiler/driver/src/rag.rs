@@ -176,7 +176,9 @@ pub struct EvalArgs {
 
 // ------------------------------------------------------------------------------------ embedders
 
-fn backend_for(m: &ModelArgs) -> impl FnOnce() -> mlp_compute::Result<Arc<dyn mlp_compute::Backend>> {
+fn backend_for(
+    m: &ModelArgs,
+) -> impl FnOnce() -> mlp_compute::Result<Arc<dyn mlp_compute::Backend>> {
     let (device, allow) = (m.device, m.allow_cpu_adapter);
     move || {
         let (b, notice) = select(device, allow)?;
@@ -302,8 +304,10 @@ pub fn chunk(a: ChunkArgs) -> ExitCode {
             Err(e) => return fail(e),
         },
         (None, true) => {
-            return fail("token sizes (--unit tokens or --strategy tokens) need --model DIR: the \
-                         chunks are measured in that model's tokens")
+            return fail(
+                "token sizes (--unit tokens or --strategy tokens) need --model DIR: the \
+                         chunks are measured in that model's tokens",
+            )
         }
         (None, false) => None,
     };
@@ -390,7 +394,8 @@ pub fn chunk(a: ChunkArgs) -> ExitCode {
             };
             if let (Some(e), Some(l)) = (&embedder, limit) {
                 if !tokens {
-                    for w in mlp_text::chunk::truncation_warnings(&chunks, e.tokenizer().as_ref(), l)
+                    for w in
+                        mlp_text::chunk::truncation_warnings(&chunks, e.tokenizer().as_ref(), l)
                     {
                         eprintln!("warning: {}: {w}", path.display());
                     }
@@ -444,11 +449,10 @@ pub fn embed(a: EmbedArgs) -> ExitCode {
     if a.batch == 0 {
         return fail("--batch must be at least 1");
     }
-    let mut e = match load_embedder(&spec, &a.model) {
+    let e = match load_embedder(&spec, &a.model) {
         Ok(e) => e,
         Err(e) => return fail(e),
     };
-    let _ = &mut e;
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -507,7 +511,9 @@ pub fn embed(a: EmbedArgs) -> ExitCode {
             Err(err) => return fail(format!("stdin line {line_no}: not JSON: {err}")),
         };
         let Value::Object(obj) = v else {
-            return fail(format!("stdin line {line_no}: expected a JSON object with `text`"));
+            return fail(format!(
+                "stdin line {line_no}: expected a JSON object with `text`"
+            ));
         };
         let Some(text) = obj.get("text").and_then(|t| t.as_str()).map(str::to_string) else {
             return fail(format!("stdin line {line_no}: no string field `text`"));
@@ -648,10 +654,7 @@ pub fn index(cmd: IndexCmd) -> ExitCode {
                     None => (0..rows).map(|i| i.to_string()).collect(),
                 };
                 if idv.len() != rows {
-                    return fail(format!(
-                        "{} ids for {rows} vectors",
-                        idv.len()
-                    ));
+                    return fail(format!("{} ids for {rows} vectors", idv.len()));
                 }
                 let e = embedder.unwrap_or_else(|| "none".into());
                 (v, cols, idv, vec![Value::Null; rows], e)
@@ -817,7 +820,11 @@ pub fn search(a: SearchArgs) -> ExitCode {
     }
     for (rank, h) in hits.iter().enumerate() {
         let m = &h.metadata;
-        let place = match (m.get("path").and_then(Value::as_str), m.get("start"), m.get("end")) {
+        let place = match (
+            m.get("path").and_then(Value::as_str),
+            m.get("start"),
+            m.get("end"),
+        ) {
             (Some(p), Some(s), Some(en)) => format!("{p} bytes {s}..{en}"),
             (Some(p), _, _) => p.to_string(),
             _ => String::new(),
@@ -826,7 +833,11 @@ pub fn search(a: SearchArgs) -> ExitCode {
         if let Some(t) = m.get("text").and_then(Value::as_str) {
             let flat: String = t.split_whitespace().collect::<Vec<_>>().join(" ");
             let short: String = flat.chars().take(240).collect();
-            let more = if flat.chars().count() > 240 { "..." } else { "" };
+            let more = if flat.chars().count() > 240 {
+                "..."
+            } else {
+                ""
+            };
             println!("   {short}{more}");
         }
     }
@@ -910,15 +921,18 @@ fn qrels_from_quotes(questions: &[Question], index: &Index) -> Result<Qrels, Str
         ) else {
             continue;
         };
-        by_path
-            .entry(canonical(p, &cwd))
-            .or_default()
-            .push((s as usize, e as usize, id.to_string()));
+        by_path.entry(canonical(p, &cwd)).or_default().push((
+            s as usize,
+            e as usize,
+            id.to_string(),
+        ));
     }
     if by_path.is_empty() {
-        return Err("the index records no chunk paths and byte ranges (build it from `mlp chunk` \
+        return Err(
+            "the index records no chunk paths and byte ranges (build it from `mlp chunk` \
                     | `mlp embed` output), so quoted passages cannot be matched: pass --qrels"
-            .into());
+                .into(),
+        );
     }
     let mut qrels = Qrels::default();
     let mut files: BTreeMap<PathBuf, String> = BTreeMap::new();

@@ -26,11 +26,21 @@ fn mlp_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run mlp");
-    if let Some(input) = stdin {
+    // Feed stdin from another thread: the child writes its output while it reads, and a full
+    // stdout pipe would otherwise block both sides.
+    let feeder = stdin.map(|input| {
         let mut w = child.stdin.take().expect("stdin");
-        w.write_all(input).expect("write stdin");
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            // The child may exit early on bad input and close its end: not an error here.
+            let _ = w.write_all(&input);
+        })
+    });
+    let out = child.wait_with_output().expect("mlp output");
+    if let Some(f) = feeder {
+        f.join().expect("stdin feeder");
     }
-    child.wait_with_output().expect("mlp output")
+    out
 }
 
 fn text(b: &[u8]) -> String {
@@ -101,7 +111,10 @@ fn chunks_are_exact_slices_of_their_files() {
         );
         assert_eq!(&body[s..e], c["text"].as_str().unwrap(), "{path} {s}..{e}");
         assert!(c["text"].as_str().unwrap().chars().count() <= 600);
-        assert!(ids.insert(c["id"].as_str().unwrap().to_string()), "duplicate id");
+        assert!(
+            ids.insert(c["id"].as_str().unwrap().to_string()),
+            "duplicate id"
+        );
     }
     // Deterministic ids: the same corpus chunks the same way.
     let again = lines(&ok_in(
@@ -151,7 +164,7 @@ fn pipeline(model: &str, extra: &[&str]) -> (tempfile::TempDir, f64) {
     let embedded = ok_in(&r, &args, Some(&chunks.stdout));
     let recs = lines(&embedded);
     assert_eq!(recs.len(), lines(&chunks).len());
-    assert!(recs[0]["embedding"].as_array().unwrap().len() > 0);
+    assert!(!recs[0]["embedding"].as_array().unwrap().is_empty());
     assert!(recs[0]["tokens"].as_u64().is_some());
     std::fs::write(&emb_path, &embedded.stdout).unwrap();
     let emb = emb_path.to_str().unwrap();
@@ -160,7 +173,14 @@ fn pipeline(model: &str, extra: &[&str]) -> (tempfile::TempDir, f64) {
         &["index", "build", emb, "--out", idx, "--seed", "1"],
         None,
     );
-    let mut args = vec!["search", idx, "Which SEG-Y sample formats can be read?", "-k", "3", "--json"];
+    let mut args = vec![
+        "search",
+        idx,
+        "Which SEG-Y sample formats can be read?",
+        "-k",
+        "3",
+        "--json",
+    ];
     if model != "hashing" {
         args.extend_from_slice(&["--model", model]);
         args.extend_from_slice(extra);
@@ -197,12 +217,12 @@ fn hashing_pipeline_end_to_end() {
     assert!(recall > 0.2, "recall@10 {recall}");
     let d = dir.path();
     // Adding the same records again adds nothing.
-    let out = ok_in(
-        d,
-        &["index", "add", "docs.idx", "emb.jsonl"],
-        None,
+    let out = ok_in(d, &["index", "add", "docs.idx", "emb.jsonl"], None);
+    assert!(
+        text(&out.stderr).contains("added 0"),
+        "{}",
+        text(&out.stderr)
     );
-    assert!(text(&out.stderr).contains("added 0"), "{}", text(&out.stderr));
 }
 
 fn minilm_dir() -> Option<String> {
@@ -245,15 +265,39 @@ fn bad_input_is_a_clear_error() {
     err_in(d, &["chunk", "nothing.txt"], None, "no such file");
     err_in(d, &["chunk", "*.nothing"], None, "no file matches");
     err_in(d, &["chunk", "bin.dat"], None, "bin.dat");
-    err_in(d, &["chunk", "a.txt", "--size", "10", "--overlap", "10"], None, "overlap");
+    err_in(
+        d,
+        &["chunk", "a.txt", "--size", "10", "--overlap", "10"],
+        None,
+        "overlap",
+    );
     err_in(d, &["chunk", "a.txt", "--unit", "tokens"], None, "--model");
-    let out = ok_in(d, &["chunk", "a.txt", "bin.dat", "empty.txt", "--skip-bad"], None);
+    let out = ok_in(
+        d,
+        &["chunk", "a.txt", "bin.dat", "empty.txt", "--skip-bad"],
+        None,
+    );
     assert!(text(&out.stderr).contains("skipped"));
     assert_eq!(lines(&out).len(), 1);
     err_in(d, &["embed"], Some(b"{\"text\": \"x\"}\n"), "--model");
-    err_in(d, &["embed", "--model", "hashing"], Some(b"{\"txt\": \"x\"}\n"), "line 1");
-    err_in(d, &["embed", "--model", "hashing"], Some(b"not json\n"), "line 1");
-    err_in(d, &["embed", "--model", "no/such/model"], Some(b"{\"text\": \"x\"}\n"), "no/such/model");
+    err_in(
+        d,
+        &["embed", "--model", "hashing"],
+        Some(b"{\"txt\": \"x\"}\n"),
+        "line 1",
+    );
+    err_in(
+        d,
+        &["embed", "--model", "hashing"],
+        Some(b"not json\n"),
+        "line 1",
+    );
+    err_in(
+        d,
+        &["embed", "--model", "no/such/model"],
+        Some(b"{\"text\": \"x\"}\n"),
+        "no/such/model",
+    );
     let emb = ok_in(
         d,
         &["embed", "--model", "hashing:32"],
@@ -269,7 +313,12 @@ fn bad_input_is_a_clear_error() {
     err_in(d, &["search", "bad.idx", "alpha"], None, "bad.idx");
     err_in(d, &["index", "info", "nothing.idx"], None, "nothing.idx");
     // Another embedder than the index's.
-    err_in(d, &["search", "i.idx", "alpha", "--model", "hashing:64"], None, "hashing");
+    err_in(
+        d,
+        &["search", "i.idx", "alpha", "--model", "hashing:64"],
+        None,
+        "hashing",
+    );
     // A duplicate id in one build.
     std::fs::write(
         d.join("dup.jsonl"),
@@ -280,6 +329,11 @@ fn bad_input_is_a_clear_error() {
         ),
     )
     .unwrap();
-    err_in(d, &["index", "build", "dup.jsonl", "--out", "d.idx"], None, "a");
+    err_in(
+        d,
+        &["index", "build", "dup.jsonl", "--out", "d.idx"],
+        None,
+        "a",
+    );
     assert!(!d.join("d.idx").exists());
 }

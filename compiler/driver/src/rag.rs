@@ -378,6 +378,20 @@ pub fn chunk(a: ChunkArgs) -> ExitCode {
             }
             continue;
         }
+        if big && !(format == Format::Text && streamable) {
+            let msg = format!(
+                "{}: over {} MiB, too big to load whole; only plain text with --strategy fixed \
+                 or recursive in characters is chunked streaming, in bounded memory",
+                path.display(),
+                mlp_text::load::DEFAULT_MAX_FILE_BYTES >> 20
+            );
+            if a.skip_bad {
+                eprintln!("warning: skipped {msg}");
+                skipped += 1;
+                continue;
+            }
+            return fail(msg);
+        }
         let docs = match mlp_text::load::load_file(path, &format) {
             Ok(d) => d,
             Err(e) if a.skip_bad => {

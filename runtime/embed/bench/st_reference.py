@@ -32,7 +32,9 @@ def main():
     ours = np.asarray(dump["embeddings"], dtype=np.float64)
 
     t0 = time.perf_counter()
-    model = SentenceTransformer(a.model, device=a.device)
+    # fp32 throughout (transformers may load a checkpoint in its stored dtype), no TF32.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = SentenceTransformer(a.model, device=a.device).float()
     load_s = time.perf_counter() - t0
     model.encode(sentences[: a.batch], batch_size=a.batch)  # warm-up
     t1 = time.perf_counter()

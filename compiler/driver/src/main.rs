@@ -166,28 +166,41 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 /// Expands arguments into .mlp files: files as given, folders recursively, globs.
 fn expand(args: &[String]) -> Result<Vec<PathBuf>, String> {
+    expand_paths(args, |p| p.extension().is_some_and(|x| x == "mlp"))
+}
+
+/// Expands arguments into files: files as given, folders recursively (the files `keep`
+/// accepts, sorted; a folder with none is an error), globs (the files they match, sorted).
+pub(crate) fn expand_paths(
+    args: &[String],
+    keep: impl Fn(&Path) -> bool,
+) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for a in args {
         let p = Path::new(a);
         if p.is_dir() {
             let mut found = Vec::new();
-            walk(p, &mut found);
+            walk(p, &keep, &mut found);
+            if found.is_empty() {
+                return Err(format!("{a}: the folder holds no files to read"));
+            }
             found.sort();
             out.extend(found);
         } else if p.exists() {
             out.push(p.to_path_buf());
         } else if a.contains(['*', '?', '[']) {
-            let mut any = false;
+            let mut found = Vec::new();
             for entry in glob::glob(a).map_err(|e| format!("bad pattern `{a}`: {e}"))? {
                 let e = entry.map_err(|e| e.to_string())?;
                 if e.is_file() {
-                    out.push(e);
-                    any = true;
+                    found.push(e);
                 }
             }
-            if !any {
+            if found.is_empty() {
                 return Err(format!("no file matches `{a}`"));
             }
+            found.sort();
+            out.extend(found);
         } else {
             return Err(format!("{a}: no such file or directory"));
         }
@@ -195,13 +208,13 @@ fn expand(args: &[String]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+fn walk(dir: &Path, keep: &impl Fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "mlp") {
+                walk(&p, keep, out);
+            } else if p.is_file() && keep(&p) {
                 out.push(p);
             }
         }

@@ -230,53 +230,6 @@ fn hashing_spec(id: &str) -> Option<String> {
 
 // ---------------------------------------------------------------------------------------- chunk
 
-fn expand_inputs(args: &[String]) -> Result<Vec<PathBuf>, String> {
-    let mut out = Vec::new();
-    for a in args {
-        let p = Path::new(a);
-        if p.is_dir() {
-            let mut found = Vec::new();
-            walk_files(p, &mut found);
-            found.sort();
-            if found.is_empty() {
-                return Err(format!("{a}: the folder holds no files"));
-            }
-            out.extend(found);
-        } else if p.is_file() {
-            out.push(p.to_path_buf());
-        } else if a.contains(['*', '?', '[']) {
-            let mut found = Vec::new();
-            for entry in glob::glob(a).map_err(|e| format!("bad pattern `{a}`: {e}"))? {
-                let e = entry.map_err(|e| e.to_string())?;
-                if e.is_file() {
-                    found.push(e);
-                }
-            }
-            if found.is_empty() {
-                return Err(format!("no file matches `{a}`"));
-            }
-            found.sort();
-            out.extend(found);
-        } else {
-            return Err(format!("{a}: no such file or directory"));
-        }
-    }
-    Ok(out)
-}
-
-fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk_files(&p, out);
-            } else if p.is_file() {
-                out.push(p);
-            }
-        }
-    }
-}
-
 fn chunk_doc(
     doc: &Document,
     strategy: Strategy,
@@ -293,7 +246,7 @@ fn chunk_doc(
 }
 
 pub fn chunk(a: ChunkArgs) -> ExitCode {
-    let files = match expand_inputs(&a.files) {
+    let files = match crate::expand_paths(&a.files, |_| true) {
         Ok(f) => f,
         Err(e) => return fail(e),
     };
@@ -746,7 +699,7 @@ pub fn index(cmd: IndexCmd) -> ExitCode {
                 Ok(i) => i,
                 Err(e) => return fail(e),
             };
-            let (q, rows, cols) = match mlp_vector::npy::read_f32_matrix(&queries) {
+            let (q, _rows, cols) = match mlp_vector::npy::read_f32_matrix(&queries) {
                 Ok(x) => x,
                 Err(e) => return fail(e),
             };
@@ -757,10 +710,11 @@ pub fn index(cmd: IndexCmd) -> ExitCode {
                     idx.meta().dim
                 ));
             }
+            if k == 0 {
+                return fail("-k must be at least 1");
+            }
             let hits = if exact {
-                (0..rows)
-                    .map(|i| idx.search_exact(&q[i * cols..(i + 1) * cols], k))
-                    .collect::<Result<Vec<_>, _>>()
+                idx.search_exact_batch(&q, k)
             } else {
                 idx.search_batch(&q, k)
             };
@@ -808,6 +762,9 @@ pub fn index(cmd: IndexCmd) -> ExitCode {
 // --------------------------------------------------------------------------------------- search
 
 pub fn search(a: SearchArgs) -> ExitCode {
+    if a.k == 0 {
+        return fail("-k must be at least 1");
+    }
     let idx = match Index::load(&a.index) {
         Ok(i) => i,
         Err(e) => return fail(e),

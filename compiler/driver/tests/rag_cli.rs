@@ -312,6 +312,7 @@ fn bad_input_is_a_clear_error() {
     std::fs::write(d.join("bad.idx"), &bytes).unwrap();
     err_in(d, &["search", "bad.idx", "alpha"], None, "bad.idx");
     err_in(d, &["index", "info", "nothing.idx"], None, "nothing.idx");
+    err_in(d, &["search", "i.idx", "alpha", "-k", "0"], None, "-k");
     // Another embedder than the index's.
     err_in(
         d,

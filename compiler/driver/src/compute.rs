@@ -29,6 +29,10 @@ pub enum BenchCmd {
         /// Measure only these ops (by name, e.g. `matmul,conv2d`).
         #[arg(long, value_delimiter = ',')]
         ops: Vec<String>,
+        /// Also print the GPU time per kernel over the whole run (GPU timestamp queries;
+        /// `MLP_GPU_PROFILE=1` does the same).
+        #[arg(long)]
+        profile: bool,
     },
     /// Train the fault-segmentation U-Net on a prepared dataset: per-epoch loss and IoU, time
     /// per step (`runtime/compute/bench/unet_torch.py` is the same model in PyTorch).
@@ -62,6 +66,10 @@ pub struct UnetArgs {
     /// Accept a software GPU adapter (lavapipe).
     #[arg(long)]
     pub allow_cpu_adapter: bool,
+    /// Also print where the GPU time goes: time per kernel over all epochs (training and
+    /// validation), from GPU timestamp queries (`MLP_GPU_PROFILE=1` does the same).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
@@ -71,6 +79,79 @@ fn parse_device(s: &str) -> Result<DeviceChoice, String> {
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(1)
+}
+
+/// Turns on per-kernel GPU profiling for `--profile` (or `MLP_GPU_PROFILE=1`, which the
+/// backend turned on already). `Ok(false)`: not asked for. `Err`: asked for but impossible
+/// (the CPU backend, an adapter without timestamp queries), said on stderr; the run goes on.
+fn start_profile(backend: &dyn mlp_compute::Backend, asked: bool) -> Result<bool, String> {
+    let gpu = backend.as_gpu();
+    if !asked && gpu.is_none_or(|g| g.profiling().is_none()) {
+        return Ok(false);
+    }
+    let res = match gpu {
+        None => Err(format!(
+            "only GPU kernels can be timed, and {} is not a GPU",
+            backend.describe()
+        )),
+        Some(g) => g
+            .enable_profiling()
+            .map(|_| true)
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(e) = &res {
+        eprintln!("warning: --profile: {e}");
+    }
+    res
+}
+
+/// The profile of a run for output: the text to print and the JSON value (`{"error": ...}`
+/// when there is none). `scope` says what was timed; `wall` is the run's wall time in
+/// seconds, for the GPU's busy share.
+fn finish_profile(
+    backend: &dyn mlp_compute::Backend,
+    started: Result<bool, String>,
+    scope: &str,
+    wall: Option<f64>,
+) -> Option<(String, serde_json::Value)> {
+    let gpu = match started {
+        Ok(false) => return None,
+        Err(e) => return Some((String::new(), serde_json::json!({ "error": e }))),
+        Ok(true) => backend.as_gpu()?,
+    };
+    let p = match gpu.profile() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("warning: --profile: {e}");
+            return Some((String::new(), serde_json::json!({ "error": e.to_string() })));
+        }
+    };
+    let mode = gpu.profiling().map(|m| m.to_string()).unwrap_or_default();
+    let ms: f64 = p.iter().map(|k| k.total_ns as f64 / 1e6).sum();
+    let calls: u64 = p.iter().map(|k| k.calls).sum();
+    let dropped = gpu.profile_dropped();
+    let busy = wall.filter(|w| *w > 0.0).map(|w| 100.0 * ms / 1e3 / w);
+    let mut text =
+        format!("GPU time per kernel over {scope} [{mode}]: {ms:.3} ms in {calls} dispatches");
+    if let (Some(w), Some(b)) = (wall, busy) {
+        text.push_str(&format!(", {b:.1}% of {w:.3} s wall time"));
+    }
+    if dropped > 0 {
+        text.push_str(&format!(" ({dropped} dispatches lost their timestamps)"));
+    }
+    text.push('\n');
+    text.push_str(&mlp_compute::bench::profile_table(&p));
+    let v = serde_json::json!({
+        "scope": scope,
+        "mode": mode,
+        "gpu_ms": ms,
+        "dispatches": calls,
+        "wall_seconds": wall,
+        "gpu_busy_percent": busy,
+        "dropped": dropped,
+        "kernels": mlp_compute::bench::profile_rows(&p),
+    });
+    Some((text, v))
 }
 
 pub fn devices(json: bool) -> ExitCode {
@@ -191,6 +272,19 @@ fn unet(a: UnetArgs) -> ExitCode {
             train.3, val.3
         ));
     }
+    if a.batch == 0 {
+        return fail("--batch must be at least 1");
+    }
+    if a.batch > train.2 {
+        return fail(format_args!(
+            "--batch {} is larger than the training set: {} holds {} images; use --batch {} or \
+             less, or more training data",
+            a.batch,
+            a.data.join("train").display(),
+            train.2,
+            train.2
+        ));
+    }
     let [h, w] = train.3;
     let (backend, notice) = match select(a.device, a.allow_cpu_adapter) {
         Ok(b) => b,
@@ -232,6 +326,8 @@ fn unet(a: UnetArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
+    let profiling = start_profile(trainer.backend().as_ref(), a.profile);
+    let t0 = std::time::Instant::now();
     let report = match trainer.fit(
         &Dataset::new(&train.0, &train.1),
         Some(&Dataset::new(&val.0, &val.1)),
@@ -239,6 +335,13 @@ fn unet(a: UnetArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    let wall = t0.elapsed().as_secs_f64();
+    let profile = finish_profile(
+        trainer.backend().as_ref(),
+        profiling,
+        "all epochs, training and validation",
+        Some(wall),
+    );
     let steps = train.2 / a.batch.max(1);
     let epochs: Vec<serde_json::Value> = report
         .epochs
@@ -256,7 +359,7 @@ fn unet(a: UnetArgs) -> ExitCode {
         })
         .collect();
     let last = report.epochs.last();
-    let v = serde_json::json!({
+    let mut v = serde_json::json!({
         "framework": "mlp",
         "device": describe,
         "train_images": train.2,
@@ -269,18 +372,26 @@ fn unet(a: UnetArgs) -> ExitCode {
         "final_val_iou": last.and_then(|e| e.metrics.iou),
         "epochs": epochs,
     });
+    if let Some((_, p)) = &profile {
+        v["profile"] = p.clone();
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    } else if let Some(e) = last {
-        let iou = e
-            .metrics
-            .iou
-            .map(|v| format!("{v:.4}"))
-            .unwrap_or_else(|| "-".into());
-        println!(
-            "final: train loss {:.5}, val IoU {iou} on {describe}",
-            e.train_loss
-        );
+    } else {
+        if let Some(e) = last {
+            let iou = e
+                .metrics
+                .iou
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "final: train loss {:.5}, val IoU {iou} on {describe}",
+                e.train_loss
+            );
+        }
+        if let Some((text, _)) = &profile {
+            print!("{text}");
+        }
     }
     ExitCode::SUCCESS
 }
@@ -296,6 +407,7 @@ pub fn bench(cmd: BenchCmd) -> ExitCode {
             allow_cpu_adapter,
             square,
             ops,
+            profile,
         } => {
             let (backend, notice) = match select(device, allow_cpu_adapter) {
                 Ok(b) => b,
@@ -322,16 +434,25 @@ pub fn bench(cmd: BenchCmd) -> ExitCode {
                 }
                 cases.retain(|c| ops.iter().any(|o| o == c.op.name()));
             }
+            let profiling = start_profile(backend.as_ref(), profile);
             let ms = match mlp_compute::bench::run(backend.as_ref(), reference, &cases, repeats) {
                 Ok(ms) => ms,
                 Err(e) => return fail(e),
             };
+            // No busy share: the run's wall time includes the CPU reference.
+            let profile = finish_profile(backend.as_ref(), profiling, "every case", None);
             if json {
-                let v = serde_json::json!({ "device": backend.describe(), "kernels": ms });
+                let mut v = serde_json::json!({ "device": backend.describe(), "kernels": ms });
+                if let Some((_, p)) = profile {
+                    v["profile"] = p;
+                }
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
                 println!("device: {}", backend.describe());
                 print!("{}", mlp_compute::bench::table(&ms));
+                if let Some((text, _)) = profile {
+                    print!("\n{text}");
+                }
             }
             ExitCode::SUCCESS
         }

@@ -114,13 +114,15 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // First, while this is the only thread: it may set an environment variable.
+    let runtime_dir = headless_runtime_dir();
     // Generous stack: parsing and checking are bounded by nesting limits, but a big stack
     // keeps even pathological inputs far from the end.
     let child = std::thread::Builder::new().stack_size(256 << 20).spawn(|| {
         let cli = Cli::parse();
         run(cli)
     });
-    match child.map(|h| h.join()) {
+    let code = match child.map(|h| h.join()) {
         Ok(Ok(code)) => code,
         _ => {
             eprintln!(
@@ -128,7 +130,57 @@ fn main() -> ExitCode {
             );
             ExitCode::from(101)
         }
+    };
+    if let Some(dir) = runtime_dir {
+        let _ = std::fs::remove_dir(dir);
     }
+    code
+}
+
+/// On a headless machine, Mesa's Vulkan drivers (lavapipe included) look for a Wayland display
+/// when wgpu creates its instance, and libwayland prints "error: XDG_RUNTIME_DIR is invalid or
+/// not set in the environment." (twice) to stderr. When the variable is unset or not a
+/// directory, this points it at a private empty directory made for this process (mode 0700,
+/// a fresh name, removed at exit): nothing is printed and no display is found, as before.
+#[cfg(all(unix, not(target_vendor = "apple")))]
+fn headless_runtime_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let valid = std::env::var_os("XDG_RUNTIME_DIR")
+        .is_some_and(|d| Path::new(&d).is_absolute() && Path::new(&d).is_dir());
+    if valid {
+        return None;
+    }
+    let base = std::env::temp_dir();
+    for attempt in 0..8u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = base.join(format!(
+            "mlp-runtime-{}-{nanos:08x}-{attempt}",
+            std::process::id()
+        ));
+        // `create` makes exactly this directory and fails on anything already there (a
+        // symlink included), so the directory is ours and private.
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {
+                // SAFETY: setting a variable races with any other thread reading or writing the
+                // environment (which is why `set_var` is an `unsafe fn` from edition 2024; this
+                // crate is edition 2021, where it is a safe fn, so no `unsafe` block here). It
+                // runs first thing in `main`: the Rust runtime starts no thread before `main`,
+                // and the driver's worker thread, rayon's pool and wgpu start after this.
+                std::env::set_var("XDG_RUNTIME_DIR", &dir);
+                return Some(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+#[cfg(not(all(unix, not(target_vendor = "apple"))))]
+fn headless_runtime_dir() -> Option<PathBuf> {
+    None
 }
 
 fn run(cli: Cli) -> ExitCode {

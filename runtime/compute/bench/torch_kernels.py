@@ -36,7 +36,10 @@ def main():
         A, B = r(n, n), r(n, n)
         s = timed(lambda: A @ B, dev, a.repeats)
         out.append({"op": "matmul", "shape": [n, n, n], "seconds": s, "gflops": 2 * n ** 3 / s / 1e9})
-    for (n, ci, co, hw, k, st) in ((8, 32, 32, 64, 3, 1), (8, 32, 64, 64, 3, 2), (8, 64, 32, 64, 1, 1)):
+    convs = [(8, 32, 32, 64, 3, 1), (8, 32, 64, 64, 3, 2), (8, 64, 32, 64, 1, 1)]
+    # The 3x3 convolutions of the wide U-Net (32 base channels, batch 32), level by level.
+    convs += [(32, c, c, 64 >> lv, 3, 1) for lv, c in enumerate((32, 64, 128, 256))]
+    for (n, ci, co, hw, k, st) in convs:
         x = r(n, ci, hw, hw).requires_grad_()
         w = r(co, ci, k, k).requires_grad_()
         pad = k // 2

@@ -58,6 +58,11 @@ pub trait Backend: Send + Sync {
     fn dispatch(&self, op: &Op, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()>;
     /// Waits until all queued work has finished.
     fn sync(&self) -> Result<()>;
+    /// The GPU backend itself, for what only it offers (per-kernel profiling); `None` for
+    /// other backends.
+    fn as_gpu(&self) -> Option<&crate::gpu::GpuBackend> {
+        None
+    }
 }
 
 /// Checks a dispatch's operands: shapes by the op's rules, buffer lengths, no output aliasing

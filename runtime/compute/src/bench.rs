@@ -105,6 +105,10 @@ pub fn cases(scale: usize) -> Vec<Case> {
     v.extend(conv(8, 32, 32, img, 3, 1));
     v.extend(conv(8, 32, 64, img, 3, 2));
     v.extend(conv(8, 64, 32, img, 1, 1));
+    // The 3x3 convolutions of the wide U-Net (32 base channels, batch 32), level by level.
+    for (level, ch) in [32usize, 64, 128, 256].into_iter().enumerate() {
+        v.extend(conv(32, ch, ch, (img >> level).max(1), 3, 1));
+    }
     let x4 = vec![8, 32, img, img];
     let flat = vec![big];
     for op in [Op::Add, Op::Mul, Op::AddScaled { alpha: 0.5 }] {
@@ -513,5 +517,85 @@ pub fn table(ms: &[Measurement]) -> String {
                 .unwrap_or_else(|| "-".into()),
         );
     }
+    s
+}
+
+/// One kernel's line of a GPU profile (`--profile`), as printed and in JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProfileRow {
+    /// Kernel file (with `:entry` for entry points other than `main`).
+    pub kernel: String,
+    pub calls: u64,
+    pub total_ms: f64,
+    /// Mean GPU time per dispatch, in microseconds.
+    pub mean_us: f64,
+    /// Share of all timed GPU time, in percent.
+    pub percent: f64,
+}
+
+/// The rows of a profile ([`crate::gpu::GpuBackend::profile`]), the most time first.
+pub fn profile_rows(p: &[crate::gpu::KernelTime]) -> Vec<ProfileRow> {
+    let total: u64 = p.iter().map(|k| k.total_ns).sum();
+    let mut rows: Vec<ProfileRow> = p
+        .iter()
+        .map(|k| ProfileRow {
+            kernel: k.kernel.clone(),
+            calls: k.calls,
+            total_ms: k.total_ns as f64 / 1e6,
+            mean_us: k.total_ns as f64 / 1e3 / k.calls.max(1) as f64,
+            percent: if total > 0 {
+                100.0 * k.total_ns as f64 / total as f64
+            } else {
+                0.0
+            },
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.total_ms
+            .total_cmp(&a.total_ms)
+            .then_with(|| a.kernel.cmp(&b.kernel))
+    });
+    rows
+}
+
+/// A text table of a profile: kernel, dispatches, total and mean GPU time, share, and a total
+/// line.
+pub fn profile_table(p: &[crate::gpu::KernelTime]) -> String {
+    use std::fmt::Write;
+    let rows = profile_rows(p);
+    let width = rows
+        .iter()
+        .map(|r| r.kernel.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<width$} {:>9} {:>12} {:>11} {:>7}",
+        "kernel", "calls", "total ms", "mean us", "%"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            s,
+            "{:<width$} {:>9} {:>12.3} {:>11.2} {:>6.1}%",
+            r.kernel, r.calls, r.total_ms, r.mean_us, r.percent
+        );
+    }
+    let calls: u64 = rows.iter().map(|r| r.calls).sum();
+    let ms: f64 = rows.iter().map(|r| r.total_ms).sum();
+    let _ = writeln!(
+        s,
+        "{:<width$} {:>9} {:>12.3} {:>11.2} {:>6.1}%",
+        "total",
+        calls,
+        ms,
+        if calls > 0 {
+            ms * 1e3 / calls as f64
+        } else {
+            0.0
+        },
+        if calls > 0 { 100.0 } else { 0.0 }
+    );
     s
 }

@@ -139,8 +139,19 @@ fn run_on(be: &dyn Backend, op: &Op, inputs: &[Input], init: Option<&[Vec<f32>]>
 /// Runs `op` on both backends and compares every output with `tols[k]` (or `tols[0]`).
 /// Returns the CPU outputs.
 fn check_init(op: &Op, inputs: &[Input], init: Option<&[Vec<f32>]>, tols: &[Tol]) -> Vec<Vec<f32>> {
+    check_on(gpu(), op, inputs, init, tols)
+}
+
+/// `check_init` against a given GPU backend (`None`: CPU only).
+fn check_on(
+    gpu: Option<&GpuBackend>,
+    op: &Op,
+    inputs: &[Input],
+    init: Option<&[Vec<f32>]>,
+    tols: &[Tol],
+) -> Vec<Vec<f32>> {
     let want = run_on(cpu(), op, inputs, init);
-    let Some(gpu) = gpu() else {
+    let Some(gpu) = gpu else {
         return want;
     };
     let got = run_on(gpu, op, inputs, init);
@@ -260,15 +271,45 @@ fn matmul() {
 /// whose big-tile threshold is 0: every transpose, batches, broadcasts, the folded
 /// `[batch, m, k] x [k, n]` product, attention's per-head views, and near misses that must
 /// fall back to the guarded kernel.
+///
+/// Then the same cases on backends forcing each tile variant (`matmul_fast_RxC.wgsl`), with
+/// products sized for the 256-row and 256-column tiles added.
 #[test]
 fn matmul_fast_path() {
     if gpu().is_none() {
         return;
     }
-    let g = GpuBackend::new(GpuOptions::allow_cpu()).expect("a second GPU backend");
-    g.set_big_matmul_threshold(0);
+    for tile in [
+        None,
+        Some("64x64"),
+        Some("128x128"),
+        Some("128x256"),
+        Some("256x128"),
+    ] {
+        let mut g = GpuBackend::new(GpuOptions::allow_cpu()).expect("a second GPU backend");
+        g.set_big_matmul_threshold(0);
+        g.set_gemm_tile(tile).unwrap();
+        matmul_fast_cases(&g);
+        let want = match tile {
+            None => "matmul_fast.wgsl".to_string(),
+            Some(t) => format!("matmul_fast_{t}.wgsl"),
+        };
+        assert!(
+            g.compiled_kernels().contains(&want.as_str()),
+            "{want} never ran: {:?}",
+            g.compiled_kernels()
+        );
+    }
+    let mut g = GpuBackend::new(GpuOptions::allow_cpu()).expect("a second GPU backend");
+    assert!(g.set_gemm_tile(Some("96x96")).is_err());
+}
+
+fn matmul_fast_cases(g: &GpuBackend) {
     let mut rng = Rng(7);
     let cases: Vec<MatMulCase> = vec![
+        (vec![], vec![], 256, 16, 256),
+        (vec![2], vec![2], 256, 8, 512),
+        (vec![], vec![], 512, 24, 256),
         (vec![], vec![], 128, 8, 128),
         (vec![], vec![], 256, 72, 128),
         (vec![3], vec![3], 128, 16, 256),
@@ -292,7 +333,7 @@ fn matmul_fast_path() {
                 trans_b: tb,
             };
             let want = run_on(cpu(), &op, &[a.clone(), b.clone()], None);
-            let got = run_on(&g, &op, &[a, b], None);
+            let got = run_on(g, &op, &[a, b], None);
             let tol = sum_tol(k, 1.0);
             for (i, (x, y)) in got[0].iter().zip(&want[0]).enumerate() {
                 assert!(
@@ -315,20 +356,13 @@ fn matmul_fast_path() {
     let op = Op::Attention { heads: 12 };
     let ins = [q, kk, v, mask];
     let want = run_on(cpu(), &op, &ins, None);
-    let got = run_on(&g, &op, &ins, None);
+    let got = run_on(g, &op, &ins, None);
     for (x, y) in got[0].iter().zip(&want[0]) {
         assert!(
             (x - y).abs() <= 1e-4 + 1e-4 * y.abs(),
             "attention: gpu {x} cpu {y}"
         );
     }
-    assert!(
-        g.compiled_kernels()
-            .iter()
-            .any(|k| k.starts_with("matmul_fast")),
-        "the fast path never ran: {:?}",
-        g.compiled_kernels()
-    );
 }
 
 #[test]
@@ -407,8 +441,46 @@ fn activations() {
     }
 }
 
+/// Every convolution case on the default backend (fast kernels where they qualify, tiles by
+/// shape), on backends forcing each fast tile height, and on one with the fast kernels off
+/// (the guarded kernels).
 #[test]
 fn conv2d() {
+    let Some(default) = gpu() else {
+        conv2d_on(None);
+        return;
+    };
+    conv2d_on(Some(default));
+    for tile in [Some(32), Some(64), Some(128), None] {
+        let mut g = GpuBackend::new(GpuOptions::allow_cpu()).expect("a second GPU backend");
+        match tile {
+            Some(_) => g.set_conv_tile(tile).unwrap(),
+            None => g.set_fast_conv(false),
+        }
+        conv2d_on(Some(&g));
+        let fast: Vec<&str> = g
+            .compiled_kernels()
+            .into_iter()
+            .filter(|k| k.starts_with("conv2d") && k.contains("_fast_"))
+            .collect();
+        match tile {
+            Some(t) => assert!(
+                fast.len() == 3 && fast.iter().all(|k| k.ends_with(&format!("_{t}.wgsl"))),
+                "tile {t}: fast kernels run {fast:?}"
+            ),
+            None => assert!(fast.is_empty(), "fast kernels ran while off: {fast:?}"),
+        }
+    }
+    assert!(g_err_on_bad_tile());
+}
+
+fn g_err_on_bad_tile() -> bool {
+    let mut g = GpuBackend::new(GpuOptions::allow_cpu()).expect("a second GPU backend");
+    g.set_conv_tile(Some(48)).is_err()
+}
+
+fn conv2d_on(gpu: Option<&GpuBackend>) {
+    let check = |op: &Op, inputs: &[Input], tols: &[Tol]| check_on(gpu, op, inputs, None, tols);
     let mut rng = Rng(5);
     use Padding::{Same, Valid};
     // (n, ci, h, w, co, kh, kw, stride, padding)
@@ -431,6 +503,11 @@ fn conv2d() {
         // Long K for the weight gradient: split-K and the reduction of the splits.
         (4, 32, 32, 32, 64, 3, 3, 1, Same),
         (4, 16, 33, 31, 24, 3, 3, 2, Same),
+        // Over 128 output channels (several row tiles), stride 2 with odd and even kernels.
+        (1, 3, 17, 19, 150, 3, 3, 2, Same),
+        (2, 130, 6, 5, 3, 3, 3, 1, Same),
+        (1, 6, 10, 10, 5, 4, 4, 2, Valid),
+        (1, 4, 9, 9, 3, 3, 3, 3, Same),
     ];
     for _ in 0..4 {
         let k = [1, 3][rng.int(0, 1)];

@@ -25,6 +25,12 @@
 //! allocation failures as [`ComputeError::OutOfMemory`]. Sizes are checked against the device
 //! limits before anything is created (a tensor one binding cannot address is an
 //! out-of-memory error up front).
+//!
+//! Profiling (opt-in, [`GpuBackend::enable_profiling`] or `MLP_GPU_PROFILE=1`). The device is
+//! opened with timestamp queries when the adapter offers them (this alone changes nothing);
+//! while profiling is on, every dispatch gets timestamps before and after it, and the per-kernel
+//! totals are read back at `sync`/`download` (see [`super::profile`]). While it is off, recording
+//! is exactly as described above.
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
@@ -34,6 +40,7 @@ use wgpu::util::DeviceExt;
 
 use super::adapter::{self, AdapterInfoSummary, GpuOptions};
 use super::kernels;
+use super::profile::{ProfileMode, Profiler};
 use crate::backend::{check_dispatch, Backend, BufId, DeviceKind, Tensor};
 use crate::error::{ComputeError, Result};
 use crate::op::Op;
@@ -82,6 +89,10 @@ pub(crate) struct State {
     /// Dispatches recorded since the backend was created (for tests and statistics).
     dispatches: u64,
     submits: u64,
+    /// Timestamps per dispatch, while profiling is on.
+    pub(super) profiler: Option<Box<Profiler>>,
+    /// Read-only lookup tables of kernels (the convolutions' per-k geometry), by key.
+    tables: HashMap<Vec<u32>, wgpu::Buffer>,
 }
 
 /// The wgpu backend.
@@ -98,16 +109,18 @@ pub(crate) struct State {
 /// Methods take `&self`; one mutex serialises recording, so the backend can be shared.
 pub struct GpuBackend {
     pub(crate) device: wgpu::Device,
-    queue: wgpu::Queue,
-    info: AdapterInfoSummary,
+    pub(super) queue: wgpu::Queue,
+    pub(super) info: AdapterInfoSummary,
     pub(crate) limits: wgpu::Limits,
-    state: Mutex<State>,
+    pub(super) state: Mutex<State>,
     /// Errors no scope caught (recorded by the device's handler), reported at the next sync.
     uncaptured: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
     /// Products at least this large (in 128x128 output tiles) use the 128x128 matmul kernel.
     pub(crate) big_tiles_min: Mutex<u64>,
     pub(crate) tuning: Tuning,
+    /// How dispatches can be timed, or why they cannot.
+    pub(super) timestamps: std::result::Result<ProfileMode, String>,
 }
 
 /// Kernel choices that benchmarks and debugging override through the environment (read once,
@@ -120,6 +133,17 @@ pub(crate) struct Tuning {
     /// Use the aligned double-buffered GEMM when a product qualifies (`MLP_GEMM_FAST=0`
     /// turns it off).
     pub fast_gemm: bool,
+    /// Time every dispatch from the start (`MLP_GPU_PROFILE=1`; `pass` forces
+    /// [`ProfileMode::PassPerDispatch`]).
+    pub profile: Option<Option<ProfileMode>>,
+    /// Use the double-buffered table-driven convolution kernels (`conv2d*_fast_*.wgsl`) when
+    /// a convolution qualifies (`MLP_CONV_FAST=0` turns them off).
+    pub fast_conv: bool,
+    /// Force an aligned GEMM tile variant where a product qualifies (`MLP_GEMM_TILE=64x64|
+    /// 128x128|128x256|256x128`, the `matmul_fast_RxC.wgsl` files; benchmarks).
+    pub gemm_tile: Option<&'static str>,
+    /// Force the fast convolutions' tile height (`MLP_CONV_TILE=32|64|128`; benchmarks).
+    pub conv_tile: Option<usize>,
 }
 
 impl Tuning {
@@ -128,11 +152,30 @@ impl Tuning {
         Tuning {
             checks: matches!(var("MLP_WGSL_CHECKS").as_str(), "1" | "on" | "true" | "yes"),
             fast_gemm: !matches!(var("MLP_GEMM_FAST").as_str(), "0" | "off" | "false" | "no"),
+            profile: match var("MLP_GPU_PROFILE").as_str() {
+                "1" | "on" | "true" | "yes" => Some(None),
+                "pass" => Some(Some(ProfileMode::PassPerDispatch)),
+                _ => None,
+            },
+            fast_conv: !matches!(var("MLP_CONV_FAST").as_str(), "0" | "off" | "false" | "no"),
+            gemm_tile: match var("MLP_GEMM_TILE").as_str() {
+                "64x64" => Some("matmul_fast_64x64.wgsl"),
+                "128x128" => Some("matmul_fast_128x128.wgsl"),
+                "128x256" => Some("matmul_fast_128x256.wgsl"),
+                "256x128" => Some("matmul_fast_256x128.wgsl"),
+                _ => None,
+            },
+            conv_tile: match var("MLP_CONV_TILE").as_str() {
+                "32" => Some(32),
+                "64" => Some(64),
+                "128" => Some(128),
+                _ => None,
+            },
         }
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -216,14 +259,22 @@ impl GpuBackend {
                 )));
             }
         }
+        let (mut timestamps, required_features) = super::profile::support(adapter, &info);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("mlp-compute"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             required_limits: want.clone(),
             memory_hints: wgpu::MemoryHints::Performance,
             ..Default::default()
         }))
         .map_err(|e| ComputeError::Gpu(format!("cannot open {}: {e}", info.name)))?;
+        let period = queue.get_timestamp_period();
+        if timestamps.is_ok() && (period.is_nan() || period <= 0.0) {
+            timestamps = Err(format!(
+                "per-kernel GPU profiling is not available on {}: its timestamp period is {period}",
+                info.name,
+            ));
+        }
         let uncaptured: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -243,7 +294,7 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(GpuBackend {
+        let gpu = GpuBackend {
             device,
             queue,
             info,
@@ -263,12 +314,23 @@ impl GpuBackend {
                 staging: None,
                 dispatches: 0,
                 submits: 0,
+                profiler: None,
+                tables: HashMap::new(),
             }),
             uncaptured,
             lost,
             big_tiles_min: Mutex::new(256),
             tuning: Tuning::from_env(),
-        })
+            timestamps,
+        };
+        if let Some(mode) = gpu.tuning.profile {
+            // When the device cannot time kernels, `profile` says why.
+            let _ = match mode {
+                Some(m) => gpu.enable_profiling_as(m),
+                None => gpu.enable_profiling().map(|_| ()),
+            };
+        }
+        Ok(gpu)
     }
 
     /// The adapter in use.
@@ -287,6 +349,45 @@ impl GpuBackend {
     pub fn stats(&self) -> (u64, u64) {
         let st = lock(&self.state);
         (st.dispatches, st.submits)
+    }
+
+    /// Tuning knob (tests and benchmarks): the fast convolutions' tile height (32, 64 or 128;
+    /// `None` picks by shape), as `MLP_CONV_TILE` sets it.
+    pub fn set_conv_tile(&mut self, tile: Option<usize>) -> Result<()> {
+        match tile {
+            None | Some(32 | 64 | 128) => {
+                self.tuning.conv_tile = tile;
+                Ok(())
+            }
+            Some(t) => Err(ComputeError::Other(format!(
+                "conv tile {t}: the fast convolutions have tiles of 32, 64 and 128 rows"
+            ))),
+        }
+    }
+
+    /// Tuning knob (tests and benchmarks): force an aligned GEMM tile variant, as
+    /// `MLP_GEMM_TILE` does (`"64x64"`, `"128x128"`, `"128x256"`, `"256x128"`; `None`: by
+    /// size).
+    pub fn set_gemm_tile(&mut self, tile: Option<&str>) -> Result<()> {
+        self.tuning.gemm_tile = match tile {
+            None => None,
+            Some("64x64") => Some("matmul_fast_64x64.wgsl"),
+            Some("128x128") => Some("matmul_fast_128x128.wgsl"),
+            Some("128x256") => Some("matmul_fast_128x256.wgsl"),
+            Some("256x128") => Some("matmul_fast_256x128.wgsl"),
+            Some(t) => {
+                return Err(ComputeError::Other(format!(
+                    "GEMM tile {t}: the variants are 64x64, 128x128, 128x256 and 256x128"
+                )))
+            }
+        };
+        Ok(())
+    }
+
+    /// Tuning knob (tests and benchmarks): whether qualifying convolutions use the fast
+    /// kernels, as `MLP_CONV_FAST` sets it.
+    pub fn set_fast_conv(&mut self, on: bool) {
+        self.tuning.fast_conv = on;
     }
 
     /// Tuning knob (benchmarks): products with at least this many 128x128 output tiles use the
@@ -367,10 +468,13 @@ impl GpuBackend {
     /// Submits the pending batch (parameters first).
     fn flush(&self, st: &mut State) -> Result<()> {
         st.pass = None;
-        let Some(encoder) = st.encoder.take() else {
+        let Some(mut encoder) = st.encoder.take() else {
             st.params.clear();
             return Ok(());
         };
+        if let Some(p) = st.profiler.as_mut() {
+            p.resolve(&mut encoder);
+        }
         let params = std::mem::take(&mut st.params);
         let res = scoped(&self.device, "submit", || {
             if !params.is_empty() {
@@ -381,6 +485,14 @@ impl GpuBackend {
         st.params = params;
         st.params.clear();
         st.submits += 1;
+        if let Some(p) = st.profiler.as_mut() {
+            p.submitted(res.is_ok());
+            if p.backlog() {
+                // Many batches without a wait: read the finished ones without blocking.
+                let _ = self.device.poll(wgpu::PollType::Poll);
+                p.collect();
+            }
+        }
         res
     }
 
@@ -432,6 +544,40 @@ impl Recorder<'_> {
             }
         };
         self.taken.push(buf.clone());
+        Ok(buf)
+    }
+
+    /// A read-only storage buffer holding `build()`'s words, made once per `key` and kept
+    /// (kernels' lookup tables: small, and the same shapes recur every training step).
+    pub fn table(&mut self, key: &[u32], build: impl FnOnce() -> Vec<i32>) -> Result<wgpu::Buffer> {
+        if let Some(b) = self.st.tables.get(key) {
+            return Ok(b.clone());
+        }
+        if self.st.tables.len() >= 1024 {
+            // Bounded: tables in flight stay alive through their recorded bind groups.
+            self.st.tables.clear();
+        }
+        let mut words = build();
+        words.resize(words.len().max(4).next_multiple_of(4), 0);
+        let bytes: &[u8] = bytemuck::cast_slice(&words);
+        let size = bytes.len() as u64;
+        let buf = scoped(&self.gpu.device, "table allocation", || {
+            self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("mlp table"),
+                size,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: true,
+            })
+        })?;
+        {
+            let mut view = buf
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| ComputeError::Gpu(format!("cannot write a kernel table: {e}")))?;
+            view.copy_from_slice(bytes);
+        }
+        buf.unmap();
+        self.st.tables.insert(key.to_vec(), buf.clone());
         Ok(buf)
     }
 
@@ -530,7 +676,9 @@ impl Recorder<'_> {
             "{kernel}: too many parameters"
         );
         let pipe = self.pipeline(kernel, entry)?;
-        if self.st.params.len() >= SLOT_BYTES * PARAM_SLOTS {
+        if self.st.params.len() >= SLOT_BYTES * PARAM_SLOTS
+            || self.st.profiler.as_ref().is_some_and(|p| p.full())
+        {
             self.gpu.flush(self.st)?;
         }
         let offset = self.st.params.len();
@@ -563,20 +711,47 @@ impl Recorder<'_> {
             layout: &pipe.layout,
             entries: &entries,
         });
-        if self.st.pass.is_none() {
+        // Profiling: the query set and index of this dispatch's start timestamp.
+        let stamp = self
+            .st
+            .profiler
+            .as_mut()
+            .map(|p| (p.mode, p.next(device, kernel, entry)));
+        let per_pass = matches!(stamp, Some((ProfileMode::PassPerDispatch, _)));
+        if self.st.pass.is_none() || per_pass {
             let encoder = self.gpu.encoder(self.st);
+            let timestamp_writes = match &stamp {
+                Some((ProfileMode::PassPerDispatch, (queries, i))) => {
+                    Some(wgpu::ComputePassTimestampWrites {
+                        query_set: queries,
+                        beginning_of_pass_write_index: Some(*i),
+                        end_of_pass_write_index: Some(*i + 1),
+                    })
+                }
+                _ => None,
+            };
             let pass = encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("mlp kernels"),
-                    timestamp_writes: None,
+                    timestamp_writes,
                 })
                 .forget_lifetime();
             self.st.pass = Some(pass);
         }
         let pass = self.st.pass.as_mut().expect("pass just opened");
+        let inside = match &stamp {
+            Some((ProfileMode::InsidePasses, (queries, i))) => Some((queries, *i)),
+            _ => None,
+        };
+        if let Some((queries, i)) = inside {
+            pass.write_timestamp(queries, i);
+        }
         pass.set_pipeline(&pipe.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        if let Some((queries, i)) = inside {
+            pass.write_timestamp(queries, i + 1);
+        }
         self.st.dispatches += 1;
         Ok(())
     }
@@ -597,6 +772,10 @@ impl GpuTensor<'_> {
 impl Backend for GpuBackend {
     fn kind(&self) -> DeviceKind {
         DeviceKind::Gpu
+    }
+
+    fn as_gpu(&self) -> Option<&GpuBackend> {
+        Some(self)
     }
 
     fn describe(&self) -> String {
@@ -731,6 +910,9 @@ impl Backend for GpuBackend {
         if staging.size() <= STAGING_KEEP_BYTES {
             st.staging = Some(staging);
         }
+        if let Some(p) = st.profiler.as_mut() {
+            p.collect();
+        }
         drop(st);
         self.take_uncaptured()?;
         Ok(data)
@@ -785,6 +967,9 @@ impl Backend for GpuBackend {
         self.flush(&mut st)?;
         drop(st);
         self.wait()?;
+        if let Some(p) = lock(&self.state).profiler.as_mut() {
+            p.collect();
+        }
         self.check_alive()?;
         self.take_uncaptured()
     }

@@ -55,6 +55,42 @@ pub static KERNELS: &[(&str, &str)] = &[
         include_str!("../../kernels/conv2d_backward_weight.wgsl"),
     ),
     (
+        "conv2d_fast_32.wgsl",
+        include_str!("../../kernels/conv2d_fast_32.wgsl"),
+    ),
+    (
+        "conv2d_fast_64.wgsl",
+        include_str!("../../kernels/conv2d_fast_64.wgsl"),
+    ),
+    (
+        "conv2d_fast_128.wgsl",
+        include_str!("../../kernels/conv2d_fast_128.wgsl"),
+    ),
+    (
+        "conv2d_backward_input_fast_32.wgsl",
+        include_str!("../../kernels/conv2d_backward_input_fast_32.wgsl"),
+    ),
+    (
+        "conv2d_backward_input_fast_64.wgsl",
+        include_str!("../../kernels/conv2d_backward_input_fast_64.wgsl"),
+    ),
+    (
+        "conv2d_backward_input_fast_128.wgsl",
+        include_str!("../../kernels/conv2d_backward_input_fast_128.wgsl"),
+    ),
+    (
+        "conv2d_backward_weight_fast_32.wgsl",
+        include_str!("../../kernels/conv2d_backward_weight_fast_32.wgsl"),
+    ),
+    (
+        "conv2d_backward_weight_fast_64.wgsl",
+        include_str!("../../kernels/conv2d_backward_weight_fast_64.wgsl"),
+    ),
+    (
+        "conv2d_backward_weight_fast_128.wgsl",
+        include_str!("../../kernels/conv2d_backward_weight_fast_128.wgsl"),
+    ),
+    (
         "dice_loss.wgsl",
         include_str!("../../kernels/dice_loss.wgsl"),
     ),
@@ -79,6 +115,22 @@ pub static KERNELS: &[(&str, &str)] = &[
     (
         "matmul_fast.wgsl",
         include_str!("../../kernels/matmul_fast.wgsl"),
+    ),
+    (
+        "matmul_fast_64x64.wgsl",
+        include_str!("../../kernels/matmul_fast_64x64.wgsl"),
+    ),
+    (
+        "matmul_fast_128x128.wgsl",
+        include_str!("../../kernels/matmul_fast_128x128.wgsl"),
+    ),
+    (
+        "matmul_fast_128x256.wgsl",
+        include_str!("../../kernels/matmul_fast_128x256.wgsl"),
+    ),
+    (
+        "matmul_fast_256x128.wgsl",
+        include_str!("../../kernels/matmul_fast_256x128.wgsl"),
     ),
     ("maxpool2.wgsl", include_str!("../../kernels/maxpool2.wgsl")),
     (
@@ -115,7 +167,43 @@ pub static KERNELS: &[(&str, &str)] = &[
 
 /// Kernels created without wgpu's runtime bounds checks: their host code checks
 /// preconditions under which every index is in range (see each file's header).
-pub const UNCHECKED: &[&str] = &["matmul_fast.wgsl"];
+pub const UNCHECKED: &[&str] = &[
+    "matmul_fast.wgsl",
+    "matmul_fast_64x64.wgsl",
+    "matmul_fast_128x128.wgsl",
+    "matmul_fast_128x256.wgsl",
+    "matmul_fast_256x128.wgsl",
+    "conv2d_fast_32.wgsl",
+    "conv2d_fast_64.wgsl",
+    "conv2d_fast_128.wgsl",
+    "conv2d_backward_input_fast_32.wgsl",
+    "conv2d_backward_input_fast_64.wgsl",
+    "conv2d_backward_input_fast_128.wgsl",
+    "conv2d_backward_weight_fast_32.wgsl",
+    "conv2d_backward_weight_fast_64.wgsl",
+    "conv2d_backward_weight_fast_128.wgsl",
+];
+
+/// Kernels that declare more workgroup memory than WebGPU's default limit (16384 bytes), with
+/// the bytes they declare (gen/gemm.py prints them). The host dispatches them only on devices
+/// that offer as much; `tests/naga.rs` checks these figures against the modules.
+pub const LARGE_WORKGROUP_MEMORY: &[(&str, u32)] = &[
+    ("matmul_fast_128x128.wgsl", 16896),
+    ("matmul_fast_128x256.wgsl", 25088),
+    ("matmul_fast_256x128.wgsl", 25088),
+    ("conv2d_fast_128.wgsl", 16640),
+    ("conv2d_backward_input_fast_128.wgsl", 16640),
+    ("conv2d_backward_weight_fast_128.wgsl", 16896),
+];
+
+/// The workgroup memory a kernel needs from the device: its entry in
+/// [`LARGE_WORKGROUP_MEMORY`], else WebGPU's default limit (which every other kernel fits).
+pub fn workgroup_bytes(name: &str) -> u32 {
+    LARGE_WORKGROUP_MEMORY
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(16384, |&(_, b)| b)
+}
 
 /// The source of a kernel file (panics on a name missing from [`KERNELS`], a programming error
 /// caught by every test that dispatches the op).

@@ -9,16 +9,26 @@
 //!   against the CPU backend on random shapes.
 //! - Dispatches are batched into one command encoder and submitted at `sync`/`download` (see
 //!   [`GpuBackend`] for recording, parameter passing, buffer pooling and error handling).
+//! - Opt-in per-kernel profiling with timestamp queries ([`GpuBackend::enable_profiling`],
+//!   [`GpuBackend::profile`]; `profile.rs`).
 
 mod adapter;
 mod device;
 mod kernels;
 mod ops;
+mod profile;
 
 pub use adapter::{adapters, auto_pick, AdapterInfoSummary, AdapterType, GpuOptions};
 pub use device::GpuBackend;
+pub use profile::{KernelTime, ProfileMode};
 
 /// Every WGSL kernel compiled into the backend: `(file name, source)`.
 pub fn kernel_sources() -> &'static [(&'static str, &'static str)] {
     kernels::KERNELS
+}
+
+/// The workgroup memory a kernel needs from the device, in bytes (kernels past WebGPU's default
+/// 16384 are listed with their exact figure and run only where the device offers as much).
+pub fn kernel_workgroup_bytes(name: &str) -> u32 {
+    kernels::workgroup_bytes(name)
 }

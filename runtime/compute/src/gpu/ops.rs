@@ -2,6 +2,7 @@
 //! Shapes are already checked (`check_dispatch`) and every tensor has fewer than 2^32 elements.
 
 use super::device::{GpuTensor, Recorder};
+use super::kernels;
 use crate::error::Result;
 use crate::op::{numel, pad_before, Activation, Op};
 
@@ -167,6 +168,9 @@ pub(crate) fn record(
                 pad_t: pad_before(x[2], w[2], stride, padding),
                 pad_l: pad_before(x[3], w[3], stride, padding),
             };
+            if conv_fast_ok(rec, &c) {
+                return conv_fast(rec, ConvKind::Forward, &c, [b(0), b(1), o(0)]);
+            }
             let (m, n, k) = (c.co, c.nb * c.oh * c.ow, c.ci * c.kh * c.kw);
             conv_gemm(rec, "conv2d.wgsl", &c, m, n, k, &[b(0), b(1), o(0)])
         }
@@ -191,6 +195,9 @@ pub(crate) fn record(
                 pad_t: pad_before(in_h, w[2], stride, padding),
                 pad_l: pad_before(in_w, w[3], stride, padding),
             };
+            if conv_fast_ok(rec, &c) {
+                return conv_fast(rec, ConvKind::BackwardInput, &c, [b(0), b(1), o(0)]);
+            }
             let (m, n, k) = (c.ci, c.nb * c.h * c.w, c.co * c.kh * c.kw);
             conv_gemm(
                 rec,
@@ -223,6 +230,9 @@ pub(crate) fn record(
                 pad_t: pad_before(x[2], kh, stride, padding),
                 pad_l: pad_before(x[3], kw, stride, padding),
             };
+            if conv_fast_ok(rec, &c) {
+                return conv_fast(rec, ConvKind::BackwardWeight, &c, [b(0), b(1), o(0)]);
+            }
             conv_backward_weight(rec, &c, b(0), b(1), o(0))
         }
         Op::MaxPool2 => {
@@ -835,14 +845,25 @@ fn split_grid(
     Ok(())
 }
 
-/// The preconditions of matmul_fast.wgsl, under which all its accesses are aligned vec4s in
-/// range: tile-multiple sizes, each operand contiguous along one axis, everything else
-/// (strides, batch strides) a multiple of 4 floats, buffers a multiple of 16 bytes, and the
-/// last element of every operand inside its buffer.
-fn fast_gemm_ok(g: &Gemm, bufs: [&wgpu::Buffer; 3]) -> bool {
+/// The aligned fast GEMM kernels: file, tile rows, tile columns. `matmul_fast.wgsl` is the
+/// one measured on an H200 (bench/GPU_RESULTS.md); the `_RxC` tile variants are for products
+/// too small to fill a GPU with 128x128 tiles (64x64) and for tuning runs (`MLP_GEMM_TILE`).
+const FAST_GEMMS: [(&str, usize, usize); 5] = [
+    ("matmul_fast.wgsl", 128, 128),
+    ("matmul_fast_64x64.wgsl", 64, 64),
+    ("matmul_fast_128x128.wgsl", 128, 128),
+    ("matmul_fast_128x256.wgsl", 128, 256),
+    ("matmul_fast_256x128.wgsl", 256, 128),
+];
+
+/// The preconditions of the matmul_fast kernels with `bm x bn` tiles, under which all their
+/// accesses are aligned vec4s in range: tile-multiple sizes, each operand contiguous along one
+/// axis, everything else (strides, batch strides) a multiple of 4 floats, buffers a multiple
+/// of 16 bytes, and the last element of every operand inside its buffer.
+fn fast_gemm_ok(g: &Gemm, bm: usize, bn: usize, bufs: [&wgpu::Buffer; 3]) -> bool {
     let four = |xs: &[usize]| xs.iter().all(|x| x % 4 == 0);
     let sizes =
-        g.m.is_multiple_of(128) && g.n.is_multiple_of(128) && g.k.is_multiple_of(8) && g.k > 0;
+        g.m.is_multiple_of(bm) && g.n.is_multiple_of(bn) && g.k.is_multiple_of(8) && g.k > 0;
     let a = (g.a.cs == 1 && four(&[g.a.rs])) || (g.a.rs == 1 && four(&[g.a.cs]));
     let b = (g.b.cs == 1 && four(&[g.b.rs])) || (g.b.rs == 1 && four(&[g.b.cs]));
     let c = g.c.cs == 1 && four(&[g.c.rs]);
@@ -863,6 +884,36 @@ fn fast_gemm_ok(g: &Gemm, bufs: [&wgpu::Buffer; 3]) -> bool {
         && fits(bufs[2], last(&g.c, g.m, g.n))
 }
 
+/// The kernel for a product: (file, tile rows, tile columns).
+/// - A forced tile (`MLP_GEMM_TILE`) where its preconditions hold.
+/// - Products of at least `big_tiles_min` 128x128 tiles: `matmul_fast.wgsl` when aligned,
+///   else the guarded `matmul_big.wgsl`.
+/// - Smaller ones: `matmul_fast_64x64.wgsl` when aligned, else the guarded `matmul.wgsl`.
+fn pick_gemm(
+    rec: &Recorder<'_>,
+    g: &Gemm,
+    bufs: [&wgpu::Buffer; 3],
+) -> (&'static str, usize, usize) {
+    let gpu = rec.gpu;
+    let fast = |name: &str| -> Option<(&'static str, usize, usize)> {
+        let &(file, bm, bn) = FAST_GEMMS.iter().find(|f| f.0 == name)?;
+        (gpu.tuning.fast_gemm
+            && gpu.limits.max_compute_workgroup_storage_size >= kernels::workgroup_bytes(file)
+            && fast_gemm_ok(g, bm, bn, bufs))
+        .then_some((file, bm, bn))
+    };
+    if let Some(forced) = gpu.tuning.gemm_tile.and_then(fast) {
+        return forced;
+    }
+    let tiles128 = (g.m.div_ceil(128) * g.n.div_ceil(128) * g.batch) as u64;
+    let threshold = *gpu.big_tiles_min.lock().unwrap_or_else(|e| e.into_inner());
+    if tiles128 >= threshold {
+        fast("matmul_fast.wgsl").unwrap_or(("matmul_big.wgsl", 128, 128))
+    } else {
+        fast("matmul_fast_64x64.wgsl").unwrap_or(("matmul.wgsl", 64, 64))
+    }
+}
+
 fn gemm(
     rec: &mut Recorder<'_>,
     g: &Gemm,
@@ -873,34 +924,16 @@ fn gemm(
     if g.m == 0 || g.n == 0 || g.batch == 0 {
         return Ok(());
     }
-    let tiles128 = (g.m.div_ceil(128) * g.n.div_ceil(128) * g.batch) as u64;
-    let threshold = *rec
-        .gpu
-        .big_tiles_min
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let (kernel, tile) = if tiles128 >= threshold {
-        // Double-buffered 128 x 8 tiles of A and B: 16 KiB of workgroup memory.
-        if rec.gpu.tuning.fast_gemm
-            && rec.gpu.limits.max_compute_workgroup_storage_size >= 16384
-            && fast_gemm_ok(g, [a, b, c])
-        {
-            ("matmul_fast.wgsl", 128)
-        } else {
-            ("matmul_big.wgsl", 128)
-        }
-    } else {
-        ("matmul.wgsl", 64)
-    };
-    let grid = [g.n.div_ceil(tile), g.m.div_ceil(tile), g.batch];
+    let (kernel, bm, bn) = pick_gemm(rec, g, [a, b, c]);
+    let grid = [g.n.div_ceil(bn), g.m.div_ceil(bm), g.batch];
     split_grid(rec, grid, |rec, [x0, y0, z0], groups| {
         let p = P::default()
             .u(g.m)
             .u(g.n)
             .u(g.k)
             .u(z0)
-            .u(y0 * tile)
-            .u(x0 * tile)
+            .u(y0 * bm)
+            .u(x0 * bn)
             .u(g.bi)
             .u(g.a.bo)
             .u(g.a.bi)
@@ -987,6 +1020,224 @@ fn conv_gemm(
             )
         },
     )
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ConvKind {
+    Forward,
+    BackwardInput,
+    BackwardWeight,
+}
+
+/// The preconditions of the `conv2d*_fast_*.wgsl` kernels, under which their explicitly
+/// guarded indices cannot overflow (every tensor below 2^31 elements, spatial sizes below
+/// 2^19 so that table padding rows and past-the-end columns land out of range) and their
+/// workgroup memory fits the device.
+fn conv_fast_ok(rec: &Recorder<'_>, c: &Conv) -> bool {
+    let below = |dims: &[usize], lim: usize| {
+        dims.iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .is_some_and(|n| n < lim)
+    };
+    let small = |d: usize| d < 1 << 15;
+    rec.gpu.tuning.fast_conv
+        && rec.gpu.limits.max_compute_workgroup_storage_size >= conv_fast_smem()
+        && below(&[c.nb, c.ci, c.h, c.w], 1 << 31)
+        && below(&[c.nb, c.co, c.oh, c.ow], 1 << 31)
+        && below(&[c.co, c.ci, c.kh, c.kw], 1 << 31)
+        && [c.h, c.w, c.oh, c.ow].iter().all(|&d| d < 1 << 19)
+        && c.stride >= 1
+        && [c.stride, c.kh, c.kw, c.pad_t, c.pad_l]
+            .into_iter()
+            .all(small)
+}
+
+/// The most workgroup memory a fast convolution kernel declares.
+fn conv_fast_smem() -> u32 {
+    kernels::LARGE_WORKGROUP_MEMORY
+        .iter()
+        .filter(|(k, _)| k.starts_with("conv2d"))
+        .map(|&(_, b)| b)
+        .max()
+        .unwrap_or(16384)
+}
+
+/// Tile height (rows of M per workgroup; the width is 128 columns of N) of a fast
+/// convolution: the smallest of 32, 64 and 128 that covers M, halved while the grid has fewer
+/// than 256 workgroups (a large GPU has over 100 multiprocessors to fill) unless K is split
+/// (`split`), which fills the grid by itself. `MLP_CONV_TILE` overrides it.
+fn conv_tile(rec: &Recorder<'_>, m: usize, n: usize, split: bool) -> usize {
+    if let Some(t) = rec.gpu.tuning.conv_tile {
+        return t;
+    }
+    let mut bm = match m {
+        0..=32 => 32,
+        33..=64 => 64,
+        _ => 128,
+    };
+    while !split && bm > 32 && n.div_ceil(128) * m.div_ceil(bm) < 256 {
+        bm /= 2;
+    }
+    bm
+}
+
+fn conv_fast_kernel(kind: ConvKind, bm: usize) -> &'static str {
+    match (kind, bm) {
+        (ConvKind::Forward, 32) => "conv2d_fast_32.wgsl",
+        (ConvKind::Forward, 64) => "conv2d_fast_64.wgsl",
+        (ConvKind::Forward, _) => "conv2d_fast_128.wgsl",
+        (ConvKind::BackwardInput, 32) => "conv2d_backward_input_fast_32.wgsl",
+        (ConvKind::BackwardInput, 64) => "conv2d_backward_input_fast_64.wgsl",
+        (ConvKind::BackwardInput, _) => "conv2d_backward_input_fast_128.wgsl",
+        (ConvKind::BackwardWeight, 32) => "conv2d_backward_weight_fast_32.wgsl",
+        (ConvKind::BackwardWeight, 64) => "conv2d_backward_weight_fast_64.wgsl",
+        (ConvKind::BackwardWeight, _) => "conv2d_backward_weight_fast_128.wgsl",
+    }
+}
+
+/// Rows of a convolution table: a multiple of 128 (every tile width and K step).
+fn table_rows(len: usize) -> usize {
+    len.div_ceil(128).max(1) * 128
+}
+
+/// The input-gather table of conv2d_fast and conv2d_backward_weight_fast: per k = (ci, ky, kx)
+/// the row `(ci * h * w + ky * w + kx, ky, kx, 0)`; padding rows `(0, 2^20, 0, 0)`.
+fn gather_table(c: &Conv) -> Vec<i32> {
+    let (khw, k) = (c.kh * c.kw, c.ci * c.kh * c.kw);
+    let mut t = Vec::with_capacity(table_rows(k) * 4);
+    for i in 0..table_rows(k) {
+        if i < k {
+            let (ch, r) = (i / khw, i % khw);
+            let (ky, kx) = (r / c.kw, r % c.kw);
+            t.extend([
+                (ch * c.h * c.w + ky * c.w + kx) as i32,
+                ky as i32,
+                kx as i32,
+                0,
+            ]);
+        } else {
+            t.extend([0, 1 << 20, 0, 0]);
+        }
+    }
+    t
+}
+
+/// conv2d_backward_input_fast's table: `kpad` rows for the output-gradient gather, per
+/// k = (co, ky, kx) with ky = qky * s + rky, `(co * oh * ow - qky * ow - qkx, qky, qkx,
+/// rky | rkx << 16)` (padding `(0, 0, 0, -1)`), then `kpad` rows for the weights,
+/// `(co * ci * kh * kw + ky * kw + kx, 1, 0, 0)` (padding all 0).
+fn scatter_table(c: &Conv) -> Vec<i32> {
+    let (khw, k) = (c.kh * c.kw, c.co * c.kh * c.kw);
+    let (kpad, s) = (table_rows(k), c.stride);
+    let mut t = Vec::with_capacity(kpad * 8);
+    for i in 0..kpad {
+        if i < k {
+            let (ch, r) = (i / khw, i % khw);
+            let (ky, kx) = (r / c.kw, r % c.kw);
+            let off = (ch * c.oh * c.ow) as i64 - ((ky / s) * c.ow + kx / s) as i64;
+            t.extend([
+                off as i32,
+                (ky / s) as i32,
+                (kx / s) as i32,
+                ((ky % s) | ((kx % s) << 16)) as i32,
+            ]);
+        } else {
+            t.extend([0, 0, 0, -1]);
+        }
+    }
+    for i in 0..kpad {
+        if i < k {
+            let (ch, r) = (i / khw, i % khw);
+            t.extend([(ch * c.ci * khw + r) as i32, 1, 0, 0]);
+        } else {
+            t.extend([0, 0, 0, 0]);
+        }
+    }
+    t
+}
+
+/// One convolution op on the fast kernels (`conv_fast_ok` holds).
+fn conv_fast(
+    rec: &mut Recorder<'_>,
+    kind: ConvKind,
+    c: &Conv,
+    bufs: [&wgpu::Buffer; 3],
+) -> Result<()> {
+    let (m, n, k) = match kind {
+        ConvKind::Forward => (c.co, c.nb * c.oh * c.ow, c.ci * c.kh * c.kw),
+        ConvKind::BackwardInput => (c.ci, c.nb * c.h * c.w, c.co * c.kh * c.kw),
+        ConvKind::BackwardWeight => (c.co, c.ci * c.kh * c.kw, c.nb * c.oh * c.ow),
+    };
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let u = |v: usize| v as u32;
+    let (tab, kpad) = match kind {
+        ConvKind::Forward | ConvKind::BackwardWeight => {
+            let key = [0, u(c.ci), u(c.h), u(c.w), u(c.kh), u(c.kw)];
+            (
+                rec.table(&key, || gather_table(c))?,
+                table_rows(c.ci * c.kh * c.kw),
+            )
+        }
+        ConvKind::BackwardInput => {
+            let key = [
+                1,
+                u(c.ci),
+                u(c.co),
+                u(c.oh),
+                u(c.ow),
+                u(c.kh),
+                u(c.kw),
+                u(c.stride),
+            ];
+            (rec.table(&key, || scatter_table(c))?, table_rows(k))
+        }
+    };
+    let split = kind == ConvKind::BackwardWeight;
+    let bm = conv_tile(rec, m, n, split);
+    let kernel = conv_fast_kernel(kind, bm);
+    let (gx, gy) = (n.div_ceil(128), m.div_ceil(bm));
+    // The weight gradient's K (every output pixel of the batch) is long and its M x N short:
+    // split K over wg.z so that about 512 workgroups run, in chunks of whole K steps.
+    let (splits, kchunk) = if split {
+        let max = rec.gpu.limits.max_compute_workgroups_per_dimension as usize;
+        let want = 512usize.div_ceil(gx * gy);
+        let splits = want.min(k.div_ceil(256)).clamp(1, max);
+        let kchunk = k.div_ceil(splits).div_ceil(8).max(1) * 8;
+        (k.div_ceil(kchunk).max(1), kchunk)
+    } else {
+        (1, k)
+    };
+    let scratch;
+    let out = if splits == 1 {
+        bufs[2]
+    } else {
+        scratch = rec.temp(splits * m * n)?;
+        &scratch
+    };
+    split_grid(rec, [gx, gy, splits], |rec, [x0, y0, z0], groups| {
+        let p = c.params(m, n, k, [x0 * 128, y0 * bm, z0]).u(kchunk).u(kpad);
+        rec.run(
+            kernel,
+            "main",
+            &p.0,
+            &[(1, bufs[0]), (2, bufs[1]), (3, out), (4, &tab)],
+            groups,
+        )
+    })?;
+    if splits > 1 {
+        let total = m * n;
+        let grid = rec.grid1(groups(total, WG))?;
+        rec.run(
+            "reduce_splits.wgsl",
+            "main",
+            &P::default().u(total).u(splits).0,
+            &[(1, out), (2, bufs[2])],
+            grid,
+        )?;
+    }
+    Ok(())
 }
 
 /// conv2d_backward_weight.wgsl: dw[co, (ci, ky, kx)] with K = n * oh * ow split over wg.z so

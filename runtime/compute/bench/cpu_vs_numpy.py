@@ -2,7 +2,7 @@
 """CPU matmul: mlp's ndarray backend against numpy (OpenBLAS) on the same machine, one run.
 
     cargo build --release -p mlp
-    python3 runtime/compute/bench/cpu_vs_numpy.py [--target DIR] [--repeats N]
+    python3 runtime/compute/bench/cpu_vs_numpy.py [--target DIR] [--repeats N] [--square 256,512]
 
 mlp's figures come from `mlp bench kernels --device cpu --json` (median of N dispatches);
 numpy's from the same shapes, median of N calls, float32.
@@ -23,10 +23,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", default=os.environ.get("CARGO_TARGET_DIR", "target"))
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--square", default="256,512,1024,2048",
+                    help="extra square n x n x n products (comma-separated; empty for none)")
     a = ap.parse_args()
     mlp = os.path.join(a.target, "release", "mlp")
-    out = subprocess.run([mlp, "bench", "kernels", "--device", "cpu", "--json", "--repeats", str(a.repeats)],
-                         check=True, capture_output=True, text=True).stdout
+    cmd = [mlp, "bench", "kernels", "--device", "cpu", "--json", "--repeats", str(a.repeats), "--ops", "matmul"]
+    if a.square:
+        cmd += ["--square", a.square]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     kernels = json.loads(out)["kernels"]
     rng = np.random.default_rng(0)
     print(f"{'op':<10} {'shapes':<34} {'mlp GFLOP/s':>12} {'numpy GFLOP/s':>14} {'ratio':>7}")

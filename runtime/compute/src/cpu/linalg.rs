@@ -1,10 +1,13 @@
 //! Matrix products: batched matmul, convolution (im2col + GEMM, col2im for the input
 //! gradient) and multi-head attention.
 //!
-//! Every product goes through [`gemm`], which calls ndarray's `general_mat_mul` (the
-//! cache-blocked, SIMD `matrixmultiply` kernels) on tiles of the output in parallel. The tiling
-//! depends on the shapes only, and each output element is computed by one call over the whole
-//! inner dimension, so results do not depend on the number of threads.
+//! Every product goes through [`gemm`]. Where the CPU has AVX2 and FMA, products that are not
+//! tiny ([`Kernel::Auto`]) run the packed kernel of `super::sgemm` (x86-64 only); the others
+//! (or all, when [`gemm_with`] asks for it) run ndarray's `general_mat_mul` (the cache-blocked,
+//! SIMD `matrixmultiply` kernels) on tiles of the output in parallel. The choice depends on the
+//! shapes and the CPU only, and either way each output element is computed by a sequence of
+//! operations that depends on the shapes only, so results do not depend on the number of
+//! threads.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, ArrayView2, ArrayViewMut2, Axis};
@@ -41,9 +44,72 @@ fn tiles(m: usize, n: usize, k: usize) -> (usize, usize) {
     (mb, nb)
 }
 
-/// `c = alpha * a · b + beta * c`, tiled over the output in parallel for large products. When
-/// `beta == 0`, `c` is not read (it may hold anything, NaN included).
-pub fn gemm(
+/// Which implementation [`gemm_with`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// `Packed` for products of at least [`PACKED_MIN`] multiply-adds with at least 8 rows and
+    /// 8 columns, else `Fallback` (below that the packed kernel's fixed costs, packing and
+    /// 6 x 16 register blocks, lose to matrixmultiply's).
+    Auto,
+    /// The packed AVX2/FMA kernel (`super::sgemm`) where the CPU has both, else `Fallback`.
+    Packed,
+    /// ndarray's `general_mat_mul` (matrixmultiply) on tiles of the output in parallel.
+    Fallback,
+}
+
+/// Multiply-adds (`m n k`) from which [`Kernel::Auto`] runs the packed kernel (about 50³).
+pub const PACKED_MIN: usize = 1 << 17;
+
+/// `c = alpha * a · b + beta * c`, in parallel for large products. When `beta == 0`, `c` is not
+/// read (it may hold anything, NaN included).
+pub fn gemm(alpha: f32, a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: ArrayViewMut2<f32>) {
+    gemm_with(Kernel::Auto, alpha, a, b, beta, c);
+}
+
+/// [`gemm`] with the implementation chosen by `kernel` (`Auto` is what [`gemm`] runs).
+pub fn gemm_with(
+    kernel: Kernel,
+    alpha: f32,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    beta: f32,
+    c: ArrayViewMut2<f32>,
+) {
+    gemm_par(kernel, true, alpha, a, b, beta, c);
+}
+
+/// [`gemm_with`]; the packed kernel stays on the calling thread unless `parallel` (for callers
+/// that already run enough products in parallel).
+fn gemm_par(
+    kernel: Kernel,
+    parallel: bool,
+    alpha: f32,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    beta: f32,
+    c: ArrayViewMut2<f32>,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    let packed = match kernel {
+        Kernel::Auto => m >= 8 && n >= 8 && m.saturating_mul(n).saturating_mul(k) >= PACKED_MIN,
+        Kernel::Packed => true,
+        Kernel::Fallback => false,
+    };
+    #[cfg(target_arch = "x86_64")]
+    if packed {
+        if let Some(cpu) = super::sgemm::Avx2Fma::detect() {
+            super::sgemm::gemm(cpu, parallel, alpha, a, b, beta, c);
+            return;
+        }
+    }
+    let _ = (packed, parallel);
+    gemm_fallback(alpha, a, b, beta, c);
+}
+
+/// [`gemm`] with ndarray's `general_mat_mul`, tiled over the output in parallel for large
+/// products.
+fn gemm_fallback(
     alpha: f32,
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
@@ -144,10 +210,12 @@ pub fn matmul(
         );
         return;
     }
-    let one = |i: usize, ci: &mut [f32]| {
+    let one = |i: usize, ci: &mut [f32], parallel: bool| {
         let ai = if a_batched { &a[i * ar * ac..] } else { a };
         let bi = if b_batched { &b[i * br * bc..] } else { b };
-        gemm(
+        gemm_par(
+            Kernel::Auto,
+            parallel,
             1.0,
             op_view(ai, ar, ac, trans_a),
             op_view(bi, br, bc, trans_b),
@@ -155,14 +223,19 @@ pub fn matmul(
             view_mut(ci, m, n),
         );
     };
-    if batch == 1 || 2 * batch * m * n * k < MIN_TILE_FLOPS {
+    let flops = [2, batch, m, n, k]
+        .into_iter()
+        .fold(1usize, |acc, x| acc.saturating_mul(x));
+    if batch == 1 || flops < MIN_TILE_FLOPS {
         for (i, ci) in c.chunks_mut(m * n).enumerate() {
-            one(i, ci);
+            one(i, ci, true);
         }
     } else {
+        // Enough products to keep every thread busy: each runs on one thread.
+        let inner = batch < 2 * rayon::current_num_threads();
         c.par_chunks_mut(m * n)
             .enumerate()
-            .for_each(|(i, ci)| one(i, ci));
+            .for_each(|(i, ci)| one(i, ci, inner));
     }
 }
 

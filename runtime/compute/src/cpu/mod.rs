@@ -8,10 +8,13 @@
 //! loops perform the same operations in the same order ([`par`]), so the same inputs (and the
 //! same dropout seed) give bitwise the same outputs whatever the number of rayon threads.
 //!
-//! Module map: [`linalg`] (matmul, convolution, attention), [`norm`] (batch and layer norm,
-//! softmax), [`loss`] (losses, optimizers), [`kernels`] (the rest, and the dispatch from
-//! [`Op`] to the kernels), [`math`] (vectorisable exp, tanh, sigmoid, erf), [`par`] (parallel
-//! and SIMD helpers).
+//! Matrix products run a packed AVX2/FMA kernel where the CPU has both features, chosen by the
+//! CPU and the shapes only (not by [`par::set_avx2`]), with the same determinism.
+//!
+//! Module map: [`linalg`] (matmul, convolution, attention), `sgemm` (the packed AVX2/FMA
+//! matrix product kernel, x86-64 only), [`norm`] (batch and layer norm, softmax), [`loss`]
+//! (losses, optimizers), [`kernels`] (the rest, and the dispatch from [`Op`] to the kernels),
+//! [`math`] (vectorisable exp, tanh, sigmoid, erf), [`par`] (parallel and SIMD helpers).
 
 pub mod kernels;
 pub mod linalg;
@@ -19,6 +22,8 @@ pub mod loss;
 pub mod math;
 pub mod norm;
 pub mod par;
+#[cfg(target_arch = "x86_64")]
+pub mod sgemm;
 
 #[cfg(test)]
 mod tests;

@@ -167,6 +167,242 @@ fn matmul_tiles_cover_large_products() {
     assert_close(&c, &want, 1e-5);
 }
 
+/// `alpha * op(a) · op(b) + beta * c0` in `f64`, with `a` stored `[m, k]` (`[k, m]` when
+/// `ta`) and `b` stored `[k, n]` (`[n, k]` when `tb`).
+#[allow(clippy::too_many_arguments)]
+fn naive_gemm(
+    (m, n, k): (usize, usize, usize),
+    alpha: f32,
+    a: &[f32],
+    ta: bool,
+    b: &[f32],
+    tb: bool,
+    beta: f32,
+    c0: &[f32],
+) -> Vec<f64> {
+    let mut c = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0f64;
+            for l in 0..k {
+                let av = if ta { a[l * m + i] } else { a[i * k + l] };
+                let bv = if tb { b[j * k + l] } else { b[l * n + j] };
+                s += av as f64 * bv as f64;
+            }
+            let prev = if beta == 0.0 {
+                0.0
+            } else {
+                beta as f64 * c0[i * n + j] as f64
+            };
+            c[i * n + j] = alpha as f64 * s + prev;
+        }
+    }
+    c
+}
+
+/// Runs `gemm_with(kernel)` on random operands of the given shape and transposes (the output
+/// a strided view inside a larger buffer when `strided`) and checks it against [`naive_gemm`].
+#[allow(clippy::too_many_arguments)]
+fn check_gemm(
+    kernel: super::linalg::Kernel,
+    rng: &mut Rng,
+    (m, n, k): (usize, usize, usize),
+    ta: bool,
+    tb: bool,
+    alpha: f32,
+    beta: f32,
+    strided: bool,
+) {
+    use ndarray::{s, ArrayView2, ArrayViewMut2};
+    let a = rng.vec(m * k, -1.0, 1.0);
+    let b = rng.vec(k * n, -1.0, 1.0);
+    let av = if ta {
+        ArrayView2::from_shape((k, m), &a).unwrap().reversed_axes()
+    } else {
+        ArrayView2::from_shape((m, k), &a).unwrap()
+    };
+    let bv = if tb {
+        ArrayView2::from_shape((n, k), &b).unwrap().reversed_axes()
+    } else {
+        ArrayView2::from_shape((k, n), &b).unwrap()
+    };
+    let c0 = rng.vec(m * n, -1.0, 1.0);
+    let got: Vec<f32> = if strided {
+        // c is the columns 3.. of a [m, n + 5] buffer; the padding must stay untouched.
+        let w = n + 5;
+        let mut big: Vec<f32> = (0..m * w).map(|i| -(i as f32)).collect();
+        for i in 0..m {
+            big[i * w + 3..i * w + 3 + n].copy_from_slice(&c0[i * n..(i + 1) * n]);
+        }
+        let mut bigv = ArrayViewMut2::from_shape((m, w), &mut big).unwrap();
+        super::linalg::gemm_with(
+            kernel,
+            alpha,
+            av,
+            bv,
+            beta,
+            bigv.slice_mut(s![.., 3..3 + n]),
+        );
+        let mut out = Vec::with_capacity(m * n);
+        for i in 0..m {
+            for j in 0..w {
+                if j < 3 || j >= 3 + n {
+                    assert_eq!(big[i * w + j], -((i * w + j) as f32), "padding overwritten");
+                }
+            }
+            out.extend_from_slice(&big[i * w + 3..i * w + 3 + n]);
+        }
+        out
+    } else {
+        let mut c = if beta == 0.0 {
+            vec![f32::NAN; m * n] // not read when beta == 0
+        } else {
+            c0.clone()
+        };
+        super::linalg::gemm_with(
+            kernel,
+            alpha,
+            av,
+            bv,
+            beta,
+            ArrayViewMut2::from_shape((m, n), &mut c).unwrap(),
+        );
+        c
+    };
+    let want = naive_gemm((m, n, k), alpha, &a, ta, &b, tb, beta, &c0);
+    // f32 rounding grows with the inner dimension.
+    let tol = 1e-6 * (k as f64).sqrt().max(10.0);
+    assert_close(&got, &want, tol);
+}
+
+/// Shapes that cross every block boundary of the packed kernel (register blocks of 6 x 16,
+/// 256 inner steps per packed block, 1024 rows of B packed at once, tiles of 144 rows) and
+/// the degenerate ones.
+const GEMM_SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (7, 1, 33),
+    (1, 7, 33),
+    (1, 33, 1),
+    (33, 1, 7),
+    (6, 16, 1),
+    (7, 17, 257),
+    (33, 33, 33),
+    (13, 1000, 9),
+    (1000, 13, 9),
+    (1023, 3, 70),
+    (145, 129, 300),
+    (300, 260, 80),
+    (257, 33, 1023),
+    (20, 1100, 1100),
+    (40, 40, 2100),
+    (0, 5, 7),
+    (5, 0, 7),
+    (5, 7, 0),
+    (0, 0, 0),
+];
+
+#[test]
+fn gemm_kernels_match_naive_on_edge_shapes_and_transposes() {
+    use super::linalg::Kernel;
+    let mut rng = Rng(11);
+    for kernel in [Kernel::Packed, Kernel::Auto, Kernel::Fallback] {
+        for &shape in GEMM_SHAPES {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                check_gemm(kernel, &mut rng, shape, ta, tb, 1.0, 0.0, false);
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_kernels_scale_and_accumulate_into_strided_outputs() {
+    use super::linalg::Kernel;
+    let mut rng = Rng(12);
+    for kernel in [Kernel::Packed, Kernel::Auto, Kernel::Fallback] {
+        for &(shape, alpha, beta) in &[
+            ((7, 17, 257), 0.5, 2.0),
+            ((33, 40, 5), -1.5, 0.0),
+            ((300, 260, 80), 0.25, 1.0),
+            ((5, 7, 0), 2.0, 3.0),
+            ((20, 1100, 1100), 1.0, -0.5),
+        ] {
+            for (ta, tb) in [(false, false), (true, true), (true, false)] {
+                check_gemm(kernel, &mut rng, shape, ta, tb, alpha, beta, false);
+                check_gemm(kernel, &mut rng, shape, ta, tb, alpha, beta, true);
+            }
+        }
+    }
+}
+
+#[test]
+fn packed_gemm_is_bitwise_the_same_on_any_thread_count() {
+    use super::linalg::gemm;
+    use ndarray::{ArrayView2, ArrayViewMut2};
+    let mut rng = Rng(13);
+    for &(m, n, k) in &[
+        (300, 260, 80),
+        (1000, 13, 300),
+        (20, 1100, 1100),
+        (145, 700, 1300),
+    ] {
+        let a = rng.vec(m * k, -1.0, 1.0);
+        let b = rng.vec(k * n, -1.0, 1.0);
+        let c0 = rng.vec(m * n, -1.0, 1.0);
+        let run = |threads: usize| {
+            let mut c = c0.clone();
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    gemm(
+                        0.5,
+                        ArrayView2::from_shape((m, k), &a).unwrap(),
+                        ArrayView2::from_shape((n, k), &b).unwrap().reversed_axes(),
+                        1.5,
+                        ArrayViewMut2::from_shape((m, n), &mut c).unwrap(),
+                    )
+                });
+            c
+        };
+        let one = run(1);
+        for t in [2, 3, 5] {
+            let other = run(t);
+            assert!(
+                one.iter()
+                    .zip(&other)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{m}x{n}x{k}: 1 and {t} threads differ"
+            );
+        }
+    }
+}
+
+mod gemm_props {
+    use super::{check_gemm, Rng};
+    use crate::cpu::linalg::Kernel;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        #[test]
+        fn packed_gemm_matches_naive(
+            m in 0usize..80,
+            n in 0usize..80,
+            k in 0usize..300,
+            ta: bool,
+            tb: bool,
+            strided: bool,
+            alpha in prop::sample::select(vec![1.0f32, 0.5, -2.0]),
+            beta in prop::sample::select(vec![0.0f32, 1.0, 0.75]),
+            seed: u64,
+        ) {
+            let mut rng = Rng(seed);
+            check_gemm(Kernel::Packed, &mut rng, (m, n, k), ta, tb, alpha, beta, strided);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Convolution
 

@@ -225,8 +225,8 @@ fn load_dy(base: u32, m: u32, ohw: u32, ok: bool) -> f32 {
     return 0.0;
 }
 
-fn gather_x(pos: i32, iy0: i32, ix0: i32, j: u32) -> f32 {
-    let e = tab[j];
+fn gather_x(pos: i32, iy0: i32, ix0: i32, k: u32) -> f32 {
+    let e = tab[k];
     if (u32(iy0 + e.y) < p.h && u32(ix0 + e.z) < p.w) {
         return xin[u32(pos + e.x)];
     }

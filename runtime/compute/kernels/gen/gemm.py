@@ -701,14 +701,9 @@ let cv$S = $N < p.N;
 let cb$S = ($N / (p.oh * p.ow)) * p.M * p.oh * p.ow + $N % (p.oh * p.ow);
 """
 cf_store = "if (cv$S) { y[cb$S + $M * p.oh * p.ow] = $V; }"
-cf_helpers = """
-fn load_w(m: u32, k: u32, ok: bool) -> f32 {
-    if (ok && m < p.M) {
-        return wt[m * p.K + k];
-    }
-    return 0.0;
-}
-
+# The input gather of the forward and weight-gradient kernels: table row k (or j) applied to a
+# column's (or a k's) input position and corner.
+gather_x_fn = """
 fn gather_x(pos: i32, iy0: i32, ix0: i32, k: u32) -> f32 {
     let e = tab[k];
     if (u32(iy0 + e.y) < p.h && u32(ix0 + e.z) < p.w) {
@@ -717,6 +712,14 @@ fn gather_x(pos: i32, iy0: i32, ix0: i32, k: u32) -> f32 {
     return 0.0;
 }
 """
+cf_helpers = """
+fn load_w(m: u32, k: u32, ok: bool) -> f32 {
+    if (ok && m < p.M) {
+        return wt[m * p.K + k];
+    }
+    return 0.0;
+}
+""" + gather_x_fn
 for tile in CONV_TILES:
     text, smem = gen_db(cf_doc, tile, cf_params,
                         [("xin", "r", "f32"), ("wt", "r", "f32"), ("y", "rw", "f32"), ("tab", "r", "vec4<i32>")],
@@ -813,15 +816,7 @@ fn load_dy(base: u32, m: u32, ohw: u32, ok: bool) -> f32 {
     }
     return 0.0;
 }
-
-fn gather_x(pos: i32, iy0: i32, ix0: i32, j: u32) -> f32 {
-    let e = tab[j];
-    if (u32(iy0 + e.y) < p.h && u32(ix0 + e.z) < p.w) {
-        return xin[u32(pos + e.x)];
-    }
-    return 0.0;
-}
-"""
+""" + gather_x_fn
 for tile in CONV_TILES:
     text, smem = gen_db(cw_doc, tile, cf_params,
                         [("xin", "r", "f32"), ("dy", "r", "f32"), ("out", "rw", "f32"), ("tab", "r", "vec4<i32>")],

@@ -1201,11 +1201,7 @@ fn conv_fast(
     // The weight gradient's K (every output pixel of the batch) is long and its M x N short:
     // split K over wg.z so that about 512 workgroups run, in chunks of whole K steps.
     let (splits, kchunk) = if split {
-        let max = rec.gpu.limits.max_compute_workgroups_per_dimension as usize;
-        let want = 512usize.div_ceil(gx * gy);
-        let splits = want.min(k.div_ceil(256)).clamp(1, max);
-        let kchunk = k.div_ceil(splits).div_ceil(8).max(1) * 8;
-        (k.div_ceil(kchunk).max(1), kchunk)
+        k_splits(rec, gx * gy, k, 8)
     } else {
         (1, k)
     };
@@ -1226,18 +1222,40 @@ fn conv_fast(
             groups,
         )
     })?;
-    if splits > 1 {
-        let total = m * n;
-        let grid = rec.grid1(groups(total, WG))?;
-        rec.run(
-            "reduce_splits.wgsl",
-            "main",
-            &P::default().u(total).u(splits).0,
-            &[(1, out), (2, bufs[2])],
-            grid,
-        )?;
+    sum_splits(rec, splits, m * n, out, bufs[2])
+}
+
+/// How to split a long K over wg.z when an `m x n` output has only `tiles` workgroups: about
+/// 512 workgroups in all, at least 256 terms per split, chunks a multiple of `step`. Returns
+/// (splits, chunk).
+fn k_splits(rec: &Recorder<'_>, tiles: usize, k: usize, step: usize) -> (usize, usize) {
+    let max = rec.gpu.limits.max_compute_workgroups_per_dimension as usize;
+    let want = 512usize.div_ceil(tiles.max(1));
+    let splits = want.min(k.div_ceil(256)).clamp(1, max);
+    let kchunk = k.div_ceil(splits).div_ceil(step).max(1) * step;
+    (k.div_ceil(kchunk).max(1), kchunk)
+}
+
+/// Adds the `splits` partial results of `total` values each in `parts` into `dst`
+/// (reduce_splits.wgsl); with one split the kernel already wrote `dst`.
+fn sum_splits(
+    rec: &mut Recorder<'_>,
+    splits: usize,
+    total: usize,
+    parts: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+) -> Result<()> {
+    if splits <= 1 {
+        return Ok(());
     }
-    Ok(())
+    let grid = rec.grid1(groups(total, WG))?;
+    rec.run(
+        "reduce_splits.wgsl",
+        "main",
+        &P::default().u(total).u(splits).0,
+        &[(1, parts), (2, dst)],
+        grid,
+    )
 }
 
 /// conv2d_backward_weight.wgsl: dw[co, (ci, ky, kx)] with K = n * oh * ow split over wg.z so
@@ -1254,11 +1272,7 @@ fn conv_backward_weight(
         return Ok(());
     }
     let (gx, gy) = (n.div_ceil(64), m.div_ceil(64));
-    let max = rec.gpu.limits.max_compute_workgroups_per_dimension as usize;
-    let want = 512usize.div_ceil(gx * gy);
-    let splits = want.min(k.div_ceil(256)).clamp(1, max);
-    let kchunk = k.div_ceil(splits).div_ceil(16).max(1) * 16;
-    let splits = k.div_ceil(kchunk).max(1);
+    let (splits, kchunk) = k_splits(rec, gx * gy, k, 16);
     let scratch;
     let out = if splits == 1 {
         dw
@@ -1276,18 +1290,7 @@ fn conv_backward_weight(
             groups,
         )
     })?;
-    if splits > 1 {
-        let total = m * n;
-        let grid = rec.grid1(groups(total, WG))?;
-        rec.run(
-            "reduce_splits.wgsl",
-            "main",
-            &P::default().u(total).u(splits).0,
-            &[(1, out), (2, dw)],
-            grid,
-        )?;
-    }
-    Ok(())
+    sum_splits(rec, splits, m * n, out, dw)
 }
 
 /// Attention: scores = q kᵀ / sqrt(dh) per (batch, head) into scratch, masked softmax in

@@ -10,8 +10,10 @@
 //! threads.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{s, ArrayView2, ArrayViewMut2, Axis, ShapeBuilder};
 use rayon::prelude::*;
+use std::cell::Cell;
+use std::thread::LocalKey;
 
 use super::par::{CHUNK, PAR_MIN};
 use crate::op::{conv_out, numel, pad_before, Padding};
@@ -431,6 +433,167 @@ where
     }
 }
 
+/// Scratch buffers up to this many floats (16 MiB) are kept per thread for the next call.
+const KEEP_SCRATCH: usize = 1 << 22;
+
+thread_local! {
+    static SCRATCH_A: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on a scratch slice of `len` floats (contents unspecified), reusing this thread's
+/// buffer `key` from call to call (no fresh zeroed pages each call). A nested call on the
+/// same thread finds the buffer taken and allocates its own.
+fn with_scratch<R>(
+    key: &'static LocalKey<Cell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    let mut v = key.take();
+    if v.len() < len {
+        v = vec![0f32; len];
+    }
+    let r = f(&mut v[..len]);
+    if v.len() <= KEEP_SCRATCH {
+        key.set(v);
+    }
+    r
+}
+
+/// Floats of an L2-resident im2col tile (512 KiB), for [`tiled`] convolutions.
+const TILE: usize = 1 << 17;
+
+/// Whether a convolution runs in L2-sized tiles of output rows per image (a function of the
+/// shapes): its im2col matrix is larger than a tile (else it stays in cache anyway) and the
+/// weights are small enough to stay in cache beside a tile (with bigger ones the product
+/// dominates the im2col traffic, and a whole image per GEMM avoids re-reading them per tile).
+fn tiled(g: &Conv) -> bool {
+    !g.identity() && g.co * g.k() <= TILE && g.k() * g.p() > TILE
+}
+
+/// Output rows per tile of [`tiled`] convolutions (a function of the shapes).
+fn tile_rows(g: &Conv) -> usize {
+    (TILE / (g.k() * g.ow).max(1)).clamp(1, g.oh.max(1))
+}
+
+/// im2col of the output rows `oy0..oy1` of one image `x[ci, h, w]` into
+/// `col[ci kh kw, (oy1 - oy0) ow]`, on the calling thread.
+fn im2col_rows(g: &Conv, x: &[f32], oy0: usize, oy1: usize, col: &mut [f32]) {
+    let pt = (oy1 - oy0) * g.ow;
+    if pt == 0 {
+        return;
+    }
+    for (r, dst) in col[..g.k() * pt].chunks_mut(pt).enumerate() {
+        let (c, i, j) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        let (xlo, xhi) = Conv::valid(g.ow, g.stride, j, g.pw, g.w);
+        for oy in oy0..oy1 {
+            let d = &mut dst[(oy - oy0) * g.ow..(oy - oy0 + 1) * g.ow];
+            let iy = (oy * g.stride + i) as isize - g.ph as isize;
+            if iy < 0 || iy >= g.h as isize || xlo >= xhi {
+                d.fill(0.0);
+                continue;
+            }
+            let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+            d[..xlo].fill(0.0);
+            d[xhi..].fill(0.0);
+            let x0 = xlo * g.stride + j - g.pw;
+            if g.stride == 1 {
+                d[xlo..xhi].copy_from_slice(&src[x0..x0 + (xhi - xlo)]);
+            } else {
+                for (o, v) in d[xlo..xhi]
+                    .iter_mut()
+                    .zip(src[x0..].iter().step_by(g.stride))
+                {
+                    *o = *v;
+                }
+            }
+        }
+    }
+}
+
+/// Adds the col2im of the im2col tile `col[ci kh kw, (oy1 - oy0) ow]` of output rows
+/// `oy0..oy1` into one image `dx[ci, h, w]`, on the calling thread (channel after channel, each
+/// in a fixed order).
+fn col2im_rows(g: &Conv, col: &[f32], oy0: usize, oy1: usize, dx: &mut [f32]) {
+    let pt = (oy1 - oy0) * g.ow;
+    let hw = g.h * g.w;
+    if pt == 0 || hw == 0 {
+        return;
+    }
+    for (c, d) in dx[..g.ci * hw].chunks_mut(hw).enumerate() {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let r = (c * g.kh + i) * g.kw + j;
+                let src = &col[r * pt..(r + 1) * pt];
+                let (xlo, xhi) = Conv::valid(g.ow, g.stride, j, g.pw, g.w);
+                if xlo >= xhi {
+                    continue;
+                }
+                for oy in oy0..oy1 {
+                    let iy = (oy * g.stride + i) as isize - g.ph as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let drow = &mut d[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    let o0 = (oy - oy0) * g.ow;
+                    let srow = &src[o0 + xlo..o0 + xhi];
+                    let x0 = xlo * g.stride + j - g.pw;
+                    if g.stride == 1 {
+                        for (o, v) in drow[x0..x0 + srow.len()].iter_mut().zip(srow) {
+                            *o += *v;
+                        }
+                    } else {
+                        for (o, v) in drow[x0..].iter_mut().step_by(g.stride).zip(srow) {
+                            *o += *v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tiled [`conv2d`]: every (image, block of output rows) is a task on the rayon pool that
+/// builds its im2col tile in this thread's scratch and runs its product on its thread.
+fn conv2d_tiled(g: &Conv, x: &[f32], w: &[f32], y: &mut [f32]) {
+    let (k, p) = (g.k(), g.p());
+    let wv = view(w, g.co, k);
+    let chw = g.ci * g.h * g.w;
+    let rows = tile_rows(g);
+    let tiles = g.oh.div_ceil(rows);
+    let yp = SendPtr(y[..g.n * g.co * p].as_mut_ptr());
+    (0..g.n * tiles).into_par_iter().for_each(|t| {
+        let (i, b) = (t / tiles, t % tiles);
+        let (oy0, oy1) = (b * rows, ((b + 1) * rows).min(g.oh));
+        let pt = (oy1 - oy0) * g.ow;
+        let xi = &x[i * chw..(i + 1) * chw];
+        // SAFETY: the view covers rows `oy0..oy1` of every output channel of image `i`,
+        // inside `y` (checked above by slicing) and disjoint from every other task's view;
+        // `y` outlives the parallel loop.
+        let yt = unsafe {
+            ArrayViewMut2::from_shape_ptr(
+                (g.co, pt).strides((p, 1)),
+                yp.get().add(i * g.co * p + oy0 * g.ow),
+            )
+        };
+        with_scratch(&SCRATCH_A, k * pt, |col| {
+            im2col_rows(g, xi, oy0, oy1, col);
+            gemm_par(Kernel::Auto, false, 1.0, wv, view(col, k, pt), 0.0, yt);
+        });
+    });
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint parts of one output to parallel tasks.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// `Op::Conv2d`: `x[n, ci, h, w], w[co, ci, kh, kw] -> y[n, co, oh, ow]`.
 pub fn conv2d(
     x: &[f32],
@@ -448,14 +611,36 @@ pub fn conv2d(
     let (k, p) = (g.k(), g.p());
     let wv = view(w, g.co, k);
     let chw = g.ci * g.h * g.w;
+    if tiled(&g) {
+        conv2d_tiled(&g, x, w, y);
+        return;
+    }
+    let par = g.n < rayon::current_num_threads();
     per_image(&mut y[..g.n * g.co * p], g.co * p, |i, yi| {
         let xi = &x[i * chw..(i + 1) * chw];
         if g.identity() {
-            gemm(1.0, wv, view(xi, k, p), 0.0, view_mut(yi, g.co, p));
+            gemm_par(
+                Kernel::Auto,
+                par,
+                1.0,
+                wv,
+                view(xi, k, p),
+                0.0,
+                view_mut(yi, g.co, p),
+            );
         } else {
-            let mut col = vec![0f32; k * p];
-            im2col(&g, xi, &mut col);
-            gemm(1.0, wv, view(&col, k, p), 0.0, view_mut(yi, g.co, p));
+            with_scratch(&SCRATCH_A, k * p, |col| {
+                im2col(&g, xi, col);
+                gemm_par(
+                    Kernel::Auto,
+                    par,
+                    1.0,
+                    wv,
+                    view(col, k, p),
+                    0.0,
+                    view_mut(yi, g.co, p),
+                );
+            });
         }
     });
 }
@@ -487,16 +672,101 @@ pub fn conv2d_backward_input(
     let (k, p) = (g.k(), g.p());
     let wt = view(w, g.co, k).reversed_axes();
     let chw = g.ci * g.h * g.w;
+    let par = g.n < rayon::current_num_threads();
+    if tiled(&g) {
+        // One task per image, its blocks of output rows in order (their col2im overlap).
+        let rows = tile_rows(&g);
+        per_image(&mut dx[..g.n * chw], chw, |i, dxi| {
+            let dyi = view(&dy[i * g.co * p..], g.co, p);
+            dxi.fill(0.0);
+            with_scratch(&SCRATCH_A, k * rows * g.ow, |col| {
+                for oy0 in (0..g.oh).step_by(rows) {
+                    let oy1 = (oy0 + rows).min(g.oh);
+                    let pt = (oy1 - oy0) * g.ow;
+                    let dyt = dyi.slice(s![.., oy0 * g.ow..oy1 * g.ow]);
+                    gemm_par(Kernel::Auto, par, 1.0, wt, dyt, 0.0, view_mut(col, k, pt));
+                    col2im_rows(&g, col, oy0, oy1, dxi);
+                }
+            });
+        });
+        return;
+    }
     per_image(&mut dx[..g.n * chw], chw, |i, dxi| {
         let dyi = view(&dy[i * g.co * p..], g.co, p);
         if g.identity() {
-            gemm(1.0, wt, dyi, 0.0, view_mut(dxi, k, p));
+            gemm_par(Kernel::Auto, par, 1.0, wt, dyi, 0.0, view_mut(dxi, k, p));
         } else {
-            let mut col = vec![0f32; k * p];
-            gemm(1.0, wt, dyi, 0.0, view_mut(&mut col, k, p));
-            col2im(&g, &col, dxi);
+            with_scratch(&SCRATCH_A, k * p, |col| {
+                gemm_par(Kernel::Auto, par, 1.0, wt, dyi, 0.0, view_mut(col, k, p));
+                col2im(&g, col, dxi);
+            });
         }
     });
+}
+
+/// The weight gradient of the images `imgs` into `acc[co, k]`: `dy_i · im2col(x_i)ᵀ`
+/// accumulated image after image (for [`tiled`] shapes, block of output rows after block), on
+/// the calling thread unless `par`. `col` is scratch of `k p` floats (none for 1x1 convolutions).
+#[allow(clippy::too_many_arguments)]
+fn group_images(
+    g: &Conv,
+    x: &[f32],
+    dy: &[f32],
+    imgs: std::ops::Range<usize>,
+    par: bool,
+    col: &mut [f32],
+    acc: &mut [f32],
+) {
+    let (k, p) = (g.k(), g.p());
+    let chw = g.ci * g.h * g.w;
+    if imgs.is_empty() {
+        acc.fill(0.0);
+    }
+    let tiles = tiled(g);
+    let rows = tile_rows(g);
+    let mut first = true;
+    for i in imgs {
+        let xi = &x[i * chw..(i + 1) * chw];
+        let dyi = view(&dy[i * g.co * p..], g.co, p);
+        if tiles {
+            for oy0 in (0..g.oh).step_by(rows) {
+                let oy1 = (oy0 + rows).min(g.oh);
+                let pt = (oy1 - oy0) * g.ow;
+                im2col_rows(g, xi, oy0, oy1, col);
+                let colv = view(col, k, pt).reversed_axes();
+                let dyt = dyi.slice(s![.., oy0 * g.ow..oy1 * g.ow]);
+                let beta = if first { 0.0 } else { 1.0 };
+                gemm_par(
+                    Kernel::Auto,
+                    par,
+                    1.0,
+                    dyt,
+                    colv,
+                    beta,
+                    view_mut(acc, g.co, k),
+                );
+                first = false;
+            }
+            continue;
+        }
+        let colv = if g.identity() {
+            view(xi, k, p)
+        } else {
+            im2col(g, xi, col);
+            view(col, k, p)
+        };
+        let beta = if first { 0.0 } else { 1.0 };
+        gemm_par(
+            Kernel::Auto,
+            par,
+            1.0,
+            dyi,
+            colv.reversed_axes(),
+            beta,
+            view_mut(acc, g.co, k),
+        );
+        first = false;
+    }
 }
 
 /// Floats of per-group partial weight gradients held at once in the weight gradient.
@@ -535,33 +805,30 @@ pub fn conv2d_backward_weight(
     if wlen == 0 {
         return;
     }
-    let chw = g.ci * g.h * g.w;
     let groups = (PARTIAL_BUDGET / wlen).clamp(1, g.n.max(1));
     let per_group = g.n.div_ceil(groups).max(1);
-    let group = |gi: usize, acc: &mut [f32]| {
-        let mut col = if g.identity() {
-            Vec::new()
-        } else {
-            vec![0f32; k * p]
-        };
-        let imgs = gi * per_group..((gi + 1) * per_group).min(g.n);
-        if imgs.is_empty() {
-            acc.fill(0.0);
-        }
-        for (t, i) in imgs.enumerate() {
-            let xi = &x[i * chw..(i + 1) * chw];
-            let colv = if g.identity() {
-                view(xi, k, p)
-            } else {
-                im2col(&g, xi, &mut col);
-                view(&col, k, p)
-            };
-            let dyi = view(&dy[i * g.co * p..], g.co, p);
-            let beta = if t == 0 { 0.0 } else { 1.0 };
-            gemm(1.0, dyi, colv.reversed_axes(), beta, view_mut(acc, g.co, k));
-        }
-    };
     let ngroups = g.n.div_ceil(per_group);
+    let par = ngroups < rayon::current_num_threads();
+    let group = |gi: usize, acc: &mut [f32]| {
+        let len = if g.identity() {
+            0
+        } else if tiled(&g) {
+            k * tile_rows(&g) * g.ow
+        } else {
+            k * p
+        };
+        with_scratch(&SCRATCH_A, len, |col| {
+            group_images(
+                &g,
+                x,
+                dy,
+                gi * per_group..((gi + 1) * per_group).min(g.n),
+                par,
+                col,
+                acc,
+            )
+        })
+    };
     if ngroups <= 1 {
         group(0, dw);
         return;

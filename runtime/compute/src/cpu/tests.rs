@@ -442,6 +442,9 @@ fn conv_cases() -> Vec<ConvCase> {
         c(1, 1, 4, 5, 2, 3, 2, 1, Padding::Valid),
         c(1, 2, 3, 3, 2, 5, 5, 3, Padding::Same), // kernel larger than the input
         c(4, 3, 40, 40, 5, 3, 3, 1, Padding::Same), // parallel im2col/col2im, weight groups
+        c(3, 8, 40, 160, 6, 3, 3, 1, Padding::Same), // tiled: 4 blocks of output rows
+        c(2, 8, 60, 300, 4, 3, 3, 2, Padding::Same), // tiled, strided: 3 blocks
+        c(1, 8, 40, 160, 6, 3, 3, 1, Padding::Valid), // tiled, one image
     ]
 }
 
@@ -1087,6 +1090,26 @@ fn large_outputs(rng_seed: u64) -> Vec<Vec<f32>> {
         kw: 3,
     };
     out.extend(ev(&op, &[(xi, xs), (dy, dys)]));
+    // Convolutions in several blocks of output rows per image (tiled).
+    let (xs, ws, ys): (&[usize], &[usize], &[usize]) =
+        (&[2, 8, 40, 160], &[6, 8, 3, 3], &[2, 6, 40, 160]);
+    let (xi, wi, dy) = (&x[..102_400], &t[..432], &t[1000..77_800]);
+    let (stride, padding) = (1, Padding::Same);
+    out.extend(ev(&Op::Conv2d { stride, padding }, &[(xi, xs), (wi, ws)]));
+    let op = Op::Conv2dBackwardInput {
+        stride,
+        padding,
+        in_h: 40,
+        in_w: 160,
+    };
+    out.extend(ev(&op, &[(dy, ys), (wi, ws)]));
+    let op = Op::Conv2dBackwardWeight {
+        stride,
+        padding,
+        kh: 3,
+        kw: 3,
+    };
+    out.extend(ev(&op, &[(xi, xs), (dy, ys)]));
     let op = Op::MatMul {
         trans_a: false,
         trans_b: true,

@@ -109,6 +109,23 @@ fn gemm_par(
     gemm_fallback(alpha, a, b, beta, c);
 }
 
+/// Handles the products with nothing to sum: an empty `c` (nothing to do) or `k == 0`
+/// (`c = beta * c`, and `c` not read when `beta == 0`). Returns whether it did.
+pub(super) fn degenerate(k: usize, beta: f32, c: &mut ArrayViewMut2<f32>) -> bool {
+    if c.is_empty() {
+        return true;
+    }
+    if k == 0 {
+        if beta == 0.0 {
+            c.fill(0.0);
+        } else {
+            c.mapv_inplace(|v| v * beta);
+        }
+        return true;
+    }
+    false
+}
+
 /// [`gemm`] with ndarray's `general_mat_mul`, tiled over the output in parallel for large
 /// products.
 fn gemm_fallback(
@@ -122,15 +139,7 @@ fn gemm_fallback(
     let n = b.ncols();
     debug_assert_eq!(b.nrows(), k);
     debug_assert_eq!(c.dim(), (m, n));
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if beta == 0.0 {
-            c.fill(0.0);
-        } else {
-            c.mapv_inplace(|v| v * beta);
-        }
+    if degenerate(k, beta, &mut c) {
         return;
     }
     let (mb, nb) = tiles(m, n, k);
@@ -322,36 +331,40 @@ impl Conv {
     }
 }
 
+/// Row `r = (c, i, j)` of the im2col of one image `x[ci, h, w]` over the output rows
+/// `oy0..oy1`: `dst[(oy - oy0) ow + ox] = x[c, oy s + i - ph, ox s + j - pw]` (0 in the padding).
+fn im2col_row(g: &Conv, x: &[f32], r: usize, oy0: usize, oy1: usize, dst: &mut [f32]) {
+    let (c, i, j) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
+    let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+    let (xlo, xhi) = Conv::valid(g.ow, g.stride, j, g.pw, g.w);
+    for oy in oy0..oy1 {
+        let d = &mut dst[(oy - oy0) * g.ow..(oy - oy0 + 1) * g.ow];
+        let iy = (oy * g.stride + i) as isize - g.ph as isize;
+        if iy < 0 || iy >= g.h as isize || xlo >= xhi {
+            d.fill(0.0);
+            continue;
+        }
+        let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+        d[..xlo].fill(0.0);
+        d[xhi..].fill(0.0);
+        let x0 = xlo * g.stride + j - g.pw;
+        if g.stride == 1 {
+            d[xlo..xhi].copy_from_slice(&src[x0..x0 + (xhi - xlo)]);
+        } else {
+            for (o, v) in d[xlo..xhi]
+                .iter_mut()
+                .zip(src[x0..].iter().step_by(g.stride))
+            {
+                *o = *v;
+            }
+        }
+    }
+}
+
 /// im2col of one image `x[ci, h, w]` into `col[ci kh kw, oh ow]`.
 fn im2col(g: &Conv, x: &[f32], col: &mut [f32]) {
     let p = g.p();
-    let row = |r: usize, dst: &mut [f32]| {
-        let (c, i, j) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
-        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-        let (xlo, xhi) = Conv::valid(g.ow, g.stride, j, g.pw, g.w);
-        for oy in 0..g.oh {
-            let d = &mut dst[oy * g.ow..(oy + 1) * g.ow];
-            let iy = (oy * g.stride + i) as isize - g.ph as isize;
-            if iy < 0 || iy >= g.h as isize || xlo >= xhi {
-                d.fill(0.0);
-                continue;
-            }
-            let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-            d[..xlo].fill(0.0);
-            d[xhi..].fill(0.0);
-            let x0 = xlo * g.stride + j - g.pw;
-            if g.stride == 1 {
-                d[xlo..xhi].copy_from_slice(&src[x0..x0 + (xhi - xlo)]);
-            } else {
-                for (o, v) in d[xlo..xhi]
-                    .iter_mut()
-                    .zip(src[x0..].iter().step_by(g.stride))
-                {
-                    *o = *v;
-                }
-            }
-        }
-    };
+    let row = |r: usize, dst: &mut [f32]| im2col_row(g, x, r, 0, g.oh, dst);
     if col.len() < PAR_MIN {
         for (r, dst) in col.chunks_mut(p).enumerate() {
             row(r, dst);
@@ -440,23 +453,12 @@ thread_local! {
     static SCRATCH_A: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
-/// Runs `f` on a scratch slice of `len` floats (contents unspecified), reusing this thread's
-/// buffer `key` from call to call (no fresh zeroed pages each call). A nested call on the
-/// same thread finds the buffer taken and allocates its own.
 fn with_scratch<R>(
     key: &'static LocalKey<Cell<Vec<f32>>>,
     len: usize,
     f: impl FnOnce(&mut [f32]) -> R,
 ) -> R {
-    let mut v = key.take();
-    if v.len() < len {
-        v = vec![0f32; len];
-    }
-    let r = f(&mut v[..len]);
-    if v.len() <= KEEP_SCRATCH {
-        key.set(v);
-    }
-    r
+    super::par::with_scratch(key, len, KEEP_SCRATCH, f)
 }
 
 /// Floats of an L2-resident im2col tile (512 KiB), for [`tiled`] convolutions.
@@ -483,31 +485,7 @@ fn im2col_rows(g: &Conv, x: &[f32], oy0: usize, oy1: usize, col: &mut [f32]) {
         return;
     }
     for (r, dst) in col[..g.k() * pt].chunks_mut(pt).enumerate() {
-        let (c, i, j) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
-        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-        let (xlo, xhi) = Conv::valid(g.ow, g.stride, j, g.pw, g.w);
-        for oy in oy0..oy1 {
-            let d = &mut dst[(oy - oy0) * g.ow..(oy - oy0 + 1) * g.ow];
-            let iy = (oy * g.stride + i) as isize - g.ph as isize;
-            if iy < 0 || iy >= g.h as isize || xlo >= xhi {
-                d.fill(0.0);
-                continue;
-            }
-            let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-            d[..xlo].fill(0.0);
-            d[xhi..].fill(0.0);
-            let x0 = xlo * g.stride + j - g.pw;
-            if g.stride == 1 {
-                d[xlo..xhi].copy_from_slice(&src[x0..x0 + (xhi - xlo)]);
-            } else {
-                for (o, v) in d[xlo..xhi]
-                    .iter_mut()
-                    .zip(src[x0..].iter().step_by(g.stride))
-                {
-                    *o = *v;
-                }
-            }
-        }
+        im2col_row(g, x, r, oy0, oy1, dst);
     }
 }
 

@@ -12,8 +12,10 @@
 //! so results are bitwise the same either way.
 
 use rayon::prelude::*;
+use std::cell::Cell;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::LocalKey;
 
 /// Below this many elements, elementwise kernels run on the calling thread.
 pub const PAR_MIN: usize = 1 << 15;
@@ -263,4 +265,27 @@ where
         }
     }
     total
+}
+
+/// Runs `f` on a scratch slice of `len` floats (contents unspecified) that starts on a 64-byte
+/// boundary, reusing this thread's buffer `key` from call to call (no fresh zeroed pages each
+/// call) while it holds at most `keep` floats. A nested call on the same thread (a rayon task
+/// stolen while this one waits) finds the buffer taken and allocates its own.
+pub(crate) fn with_scratch<R>(
+    key: &'static LocalKey<Cell<Vec<f32>>>,
+    len: usize,
+    keep: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    const PAD: usize = 16;
+    let mut v = key.take();
+    if v.len() < len + PAD {
+        v = vec![0f32; len + PAD];
+    }
+    let off = v.as_ptr().align_offset(64).min(PAD);
+    let r = f(&mut v[off..off + len]);
+    if v.len() <= keep {
+        key.set(v);
+    }
+    r
 }

@@ -77,25 +77,12 @@ thread_local! {
     static PACKED_B: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
-/// Runs `f` on a 64-byte aligned scratch slice of `len` floats (contents unspecified), reusing
-/// this thread's buffer. A nested call on the same thread (a rayon task stolen while this one
-/// waits) finds the buffer taken and allocates its own.
 fn with_buffer<R>(
     key: &'static LocalKey<Cell<Vec<f32>>>,
     len: usize,
     f: impl FnOnce(&mut [f32]) -> R,
 ) -> R {
-    const PAD: usize = 16;
-    let mut v = key.take();
-    if v.len() < len + PAD {
-        v = vec![0f32; len + PAD];
-    }
-    let off = v.as_ptr().align_offset(64).min(PAD);
-    let r = f(&mut v[off..off + len]);
-    if v.len() <= KEEP {
-        key.set(v);
-    }
-    r
+    super::par::with_scratch(key, len, KEEP, f)
 }
 
 /// `c = alpha * a · b + beta * c` with the packed kernel, on the rayon pool for large
@@ -114,15 +101,7 @@ pub fn gemm(
     let n = b.ncols();
     debug_assert_eq!(b.nrows(), k);
     debug_assert_eq!(c.dim(), (m, n));
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if beta == 0.0 {
-            c.fill(0.0);
-        } else {
-            c.mapv_inplace(|v| v * beta);
-        }
+    if super::linalg::degenerate(k, beta, &mut c) {
         return;
     }
     let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);

@@ -471,12 +471,8 @@ fn conv2d() {
             None => assert!(fast.is_empty(), "fast kernels ran while off: {fast:?}"),
         }
     }
-    assert!(g_err_on_bad_tile());
-}
-
-fn g_err_on_bad_tile() -> bool {
     let mut g = GpuBackend::new(GpuOptions::allow_cpu()).expect("a second GPU backend");
-    g.set_conv_tile(Some(48)).is_err()
+    assert!(g.set_conv_tile(Some(48)).is_err(), "tile 48 accepted");
 }
 
 fn conv2d_on(gpu: Option<&GpuBackend>) {

@@ -379,37 +379,9 @@ fn im2col(g: &Conv, x: &[f32], col: &mut [f32]) {
 /// col2im of one image: `dx[ci, h, w] = sum of col[ci kh kw, oh ow]` over the positions each
 /// input pixel was copied to (a fixed, sequential order per channel).
 fn col2im(g: &Conv, col: &[f32], dx: &mut [f32]) {
-    let p = g.p();
     let plane = |c: usize, d: &mut [f32]| {
         d.fill(0.0);
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let r = (c * g.kh + i) * g.kw + j;
-                let src = &col[r * p..(r + 1) * p];
-                let (xlo, xhi) = Conv::valid(g.ow, g.stride, j, g.pw, g.w);
-                if xlo >= xhi {
-                    continue;
-                }
-                for oy in 0..g.oh {
-                    let iy = (oy * g.stride + i) as isize - g.ph as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        continue;
-                    }
-                    let drow = &mut d[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    let srow = &src[oy * g.ow + xlo..oy * g.ow + xhi];
-                    let x0 = xlo * g.stride + j - g.pw;
-                    if g.stride == 1 {
-                        for (o, v) in drow[x0..x0 + srow.len()].iter_mut().zip(srow) {
-                            *o += *v;
-                        }
-                    } else {
-                        for (o, v) in drow[x0..].iter_mut().step_by(g.stride).zip(srow) {
-                            *o += *v;
-                        }
-                    }
-                }
-            }
-        }
+        col2im_channel(g, col, c, 0, g.oh, d);
     };
     let hw = g.h * g.w;
     if hw == 0 {
@@ -493,37 +465,44 @@ fn im2col_rows(g: &Conv, x: &[f32], oy0: usize, oy1: usize, col: &mut [f32]) {
 /// `oy0..oy1` into one image `dx[ci, h, w]`, on the calling thread (channel after channel, each
 /// in a fixed order).
 fn col2im_rows(g: &Conv, col: &[f32], oy0: usize, oy1: usize, dx: &mut [f32]) {
-    let pt = (oy1 - oy0) * g.ow;
     let hw = g.h * g.w;
-    if pt == 0 || hw == 0 {
+    if oy1 <= oy0 || g.ow == 0 || hw == 0 {
         return;
     }
     for (c, d) in dx[..g.ci * hw].chunks_mut(hw).enumerate() {
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let r = (c * g.kh + i) * g.kw + j;
-                let src = &col[r * pt..(r + 1) * pt];
-                let (xlo, xhi) = Conv::valid(g.ow, g.stride, j, g.pw, g.w);
-                if xlo >= xhi {
+        col2im_channel(g, col, c, oy0, oy1, d);
+    }
+}
+
+/// Adds into channel `c` of one image (`d[h, w]`) its share of the im2col tile
+/// `col[ci kh kw, (oy1 - oy0) ow]` of output rows `oy0..oy1`, in a fixed order (kernel row,
+/// kernel column, output row).
+fn col2im_channel(g: &Conv, col: &[f32], c: usize, oy0: usize, oy1: usize, d: &mut [f32]) {
+    let pt = (oy1 - oy0) * g.ow;
+    for i in 0..g.kh {
+        for j in 0..g.kw {
+            let r = (c * g.kh + i) * g.kw + j;
+            let src = &col[r * pt..(r + 1) * pt];
+            let (xlo, xhi) = Conv::valid(g.ow, g.stride, j, g.pw, g.w);
+            if xlo >= xhi {
+                continue;
+            }
+            for oy in oy0..oy1 {
+                let iy = (oy * g.stride + i) as isize - g.ph as isize;
+                if iy < 0 || iy >= g.h as isize {
                     continue;
                 }
-                for oy in oy0..oy1 {
-                    let iy = (oy * g.stride + i) as isize - g.ph as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        continue;
+                let drow = &mut d[iy as usize * g.w..(iy as usize + 1) * g.w];
+                let o0 = (oy - oy0) * g.ow;
+                let srow = &src[o0 + xlo..o0 + xhi];
+                let x0 = xlo * g.stride + j - g.pw;
+                if g.stride == 1 {
+                    for (o, v) in drow[x0..x0 + srow.len()].iter_mut().zip(srow) {
+                        *o += *v;
                     }
-                    let drow = &mut d[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    let o0 = (oy - oy0) * g.ow;
-                    let srow = &src[o0 + xlo..o0 + xhi];
-                    let x0 = xlo * g.stride + j - g.pw;
-                    if g.stride == 1 {
-                        for (o, v) in drow[x0..x0 + srow.len()].iter_mut().zip(srow) {
-                            *o += *v;
-                        }
-                    } else {
-                        for (o, v) in drow[x0..].iter_mut().step_by(g.stride).zip(srow) {
-                            *o += *v;
-                        }
+                } else {
+                    for (o, v) in drow[x0..].iter_mut().step_by(g.stride).zip(srow) {
+                        *o += *v;
                     }
                 }
             }

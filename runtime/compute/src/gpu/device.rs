@@ -146,31 +146,76 @@ pub(crate) struct Tuning {
     pub conv_tile: Option<usize>,
 }
 
+/// The kernel file of an aligned GEMM tile variant (`"128x256"`), as `MLP_GEMM_TILE` and
+/// [`GpuBackend::set_gemm_tile`] name them.
+fn gemm_tile_file(tile: &str) -> Option<&'static str> {
+    Some(match tile {
+        "64x64" => "matmul_fast_64x64.wgsl",
+        "128x128" => "matmul_fast_128x128.wgsl",
+        "128x256" => "matmul_fast_128x256.wgsl",
+        "256x128" => "matmul_fast_256x128.wgsl",
+        _ => return None,
+    })
+}
+
+/// The fast convolutions' tile heights.
+const CONV_TILES: [usize; 3] = [32, 64, 128];
+
 impl Tuning {
+    /// Reads the knobs; a value it does not know is named in a one-line warning on stderr and
+    /// the default kept (a typo must not pass for a measured variant).
     fn from_env() -> Tuning {
         let var = |k: &str| std::env::var(k).unwrap_or_default().to_ascii_lowercase();
+        let ignored = |k: &str, v: &str, known: &str| {
+            eprintln!("warning: {k}={v} ignored: the values are {known}");
+        };
+        let flag = |k: &str, default: bool| match var(k).as_str() {
+            "" => default,
+            "1" | "on" | "true" | "yes" => true,
+            "0" | "off" | "false" | "no" => false,
+            v => {
+                ignored(k, v, "on/1/true/yes and off/0/false/no");
+                default
+            }
+        };
+        let profile = match var("MLP_GPU_PROFILE").as_str() {
+            "" | "0" | "off" | "false" | "no" => None,
+            "1" | "on" | "true" | "yes" => Some(None),
+            "pass" => Some(Some(ProfileMode::PassPerDispatch)),
+            v => {
+                ignored(
+                    "MLP_GPU_PROFILE",
+                    v,
+                    "on/1/true/yes, pass and off/0/false/no",
+                );
+                None
+            }
+        };
+        let gemm_tile = match var("MLP_GEMM_TILE").as_str() {
+            "" => None,
+            v => gemm_tile_file(v).or_else(|| {
+                ignored("MLP_GEMM_TILE", v, "64x64, 128x128, 128x256 and 256x128");
+                None
+            }),
+        };
+        let conv_tile = match var("MLP_CONV_TILE").as_str() {
+            "" => None,
+            v => v
+                .parse()
+                .ok()
+                .filter(|t| CONV_TILES.contains(t))
+                .or_else(|| {
+                    ignored("MLP_CONV_TILE", v, "32, 64 and 128");
+                    None
+                }),
+        };
         Tuning {
-            checks: matches!(var("MLP_WGSL_CHECKS").as_str(), "1" | "on" | "true" | "yes"),
-            fast_gemm: !matches!(var("MLP_GEMM_FAST").as_str(), "0" | "off" | "false" | "no"),
-            profile: match var("MLP_GPU_PROFILE").as_str() {
-                "1" | "on" | "true" | "yes" => Some(None),
-                "pass" => Some(Some(ProfileMode::PassPerDispatch)),
-                _ => None,
-            },
-            fast_conv: !matches!(var("MLP_CONV_FAST").as_str(), "0" | "off" | "false" | "no"),
-            gemm_tile: match var("MLP_GEMM_TILE").as_str() {
-                "64x64" => Some("matmul_fast_64x64.wgsl"),
-                "128x128" => Some("matmul_fast_128x128.wgsl"),
-                "128x256" => Some("matmul_fast_128x256.wgsl"),
-                "256x128" => Some("matmul_fast_256x128.wgsl"),
-                _ => None,
-            },
-            conv_tile: match var("MLP_CONV_TILE").as_str() {
-                "32" => Some(32),
-                "64" => Some(64),
-                "128" => Some(128),
-                _ => None,
-            },
+            checks: flag("MLP_WGSL_CHECKS", false),
+            fast_gemm: flag("MLP_GEMM_FAST", true),
+            profile,
+            fast_conv: flag("MLP_CONV_FAST", true),
+            gemm_tile,
+            conv_tile,
         }
     }
 }
@@ -355,13 +400,13 @@ impl GpuBackend {
     /// `None` picks by shape), as `MLP_CONV_TILE` sets it.
     pub fn set_conv_tile(&mut self, tile: Option<usize>) -> Result<()> {
         match tile {
-            None | Some(32 | 64 | 128) => {
+            Some(t) if !CONV_TILES.contains(&t) => Err(ComputeError::Other(format!(
+                "conv tile {t}: the fast convolutions have tiles of 32, 64 and 128 rows"
+            ))),
+            _ => {
                 self.tuning.conv_tile = tile;
                 Ok(())
             }
-            Some(t) => Err(ComputeError::Other(format!(
-                "conv tile {t}: the fast convolutions have tiles of 32, 64 and 128 rows"
-            ))),
         }
     }
 
@@ -371,15 +416,11 @@ impl GpuBackend {
     pub fn set_gemm_tile(&mut self, tile: Option<&str>) -> Result<()> {
         self.tuning.gemm_tile = match tile {
             None => None,
-            Some("64x64") => Some("matmul_fast_64x64.wgsl"),
-            Some("128x128") => Some("matmul_fast_128x128.wgsl"),
-            Some("128x256") => Some("matmul_fast_128x256.wgsl"),
-            Some("256x128") => Some("matmul_fast_256x128.wgsl"),
-            Some(t) => {
-                return Err(ComputeError::Other(format!(
+            Some(t) => Some(gemm_tile_file(t).ok_or_else(|| {
+                ComputeError::Other(format!(
                     "GEMM tile {t}: the variants are 64x64, 128x128, 128x256 and 256x128"
-                )))
-            }
+                ))
+            })?),
         };
         Ok(())
     }

@@ -42,7 +42,8 @@ pub enum BenchCmd {
 #[derive(clap::Args)]
 pub struct UnetArgs {
     /// A folder with `train/` and `val/` subfolders of `NAME.cube.npy` (float32 [il, xl,
-    /// samples]) and `NAME.labels.npy` (uint8, same shape); each inline is one image.
+    /// samples]) and `NAME.labels.npy` (uint8 or bool 0/1 fault masks, same shape); each
+    /// inline is one image.
     /// `runtime/compute/bench/make_unet_data.sh` makes one.
     #[arg(long)]
     pub data: std::path::PathBuf,
@@ -239,15 +240,55 @@ fn load_sections(dir: &std::path::Path) -> Result<Sections, String> {
                 c.display()
             ));
         }
-        xs.extend(
-            a.to_f32()
-                .ok_or_else(|| format!("{}: not float32", c.display()))?,
-        );
-        let lab = b.cast_f64();
-        ys.extend(lab.iter().map(|&v| if v > 0.5 { 1.0f32 } else { 0.0 }));
+        let at = |i: usize| {
+            let (s, x) = (a.shape[2], a.shape[1] * a.shape[2]);
+            format!("[{}, {}, {}]", i / x, i % x / s, i % s)
+        };
+        let cube = a.to_f32().ok_or_else(|| {
+            format!(
+                "{}: the amplitudes must be float32, the file holds {}",
+                c.display(),
+                a.dtype.name()
+            )
+        })?;
+        if let Some(i) = cube.iter().position(|v| !v.is_finite()) {
+            return Err(format!(
+                "{}: amplitude {} at {} (il, xl, sample); the data must be finite",
+                c.display(),
+                cube[i],
+                at(i)
+            ));
+        }
+        let lab = b.to_u8().ok_or_else(|| {
+            format!(
+                "{}: the fault labels must be uint8 (or bool) 0/1 masks, the file holds {}",
+                l.display(),
+                b.dtype.name()
+            )
+        })?;
+        if let Some(i) = lab.iter().position(|&v| v > 1) {
+            return Err(format!(
+                "{}: label {} at {} (il, xl, sample); fault labels must be 0 or 1",
+                l.display(),
+                lab[i],
+                at(i)
+            ));
+        }
+        xs.extend(cube);
+        ys.extend(lab.iter().map(|&v| f32::from(v)));
         n += a.shape[0];
     }
-    Ok((xs, ys, n, hw.expect("at least one cube")))
+    let hw = hw.expect("at least one cube");
+    if n == 0 {
+        return Err(format!(
+            "{} holds no sections: its cubes have 0 inlines",
+            dir.display()
+        ));
+    }
+    if hw.contains(&0) {
+        return Err(format!("{}: sections of {hw:?} are empty", dir.display()));
+    }
+    Ok((xs, ys, n, hw))
 }
 
 fn unet(a: UnetArgs) -> ExitCode {
@@ -409,6 +450,15 @@ pub fn bench(cmd: BenchCmd) -> ExitCode {
             ops,
             profile,
         } => {
+            if scale == 0 {
+                return fail("--scale must be at least 1 (it divides every shape)");
+            }
+            if repeats == 0 {
+                return fail("--repeats must be at least 1");
+            }
+            if square.contains(&0) {
+                return fail("--square: sizes must be at least 1");
+            }
             let (backend, notice) = match select(device, allow_cpu_adapter) {
                 Ok(b) => b,
                 Err(e) => return fail(e),

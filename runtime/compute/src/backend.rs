@@ -74,6 +74,19 @@ pub fn check_dispatch(
     outputs: &[&Tensor],
 ) -> Result<()> {
     use crate::error::{shape_err, ComputeError};
+    for (what, list) in [("input", inputs), ("output", outputs)] {
+        for (k, t) in list.iter().enumerate() {
+            if crate::op::checked_numel(&t.shape).is_none() {
+                return Err(shape_err(
+                    op.name(),
+                    format!(
+                        "{what} {k} has shape {:?}, more elements than fit in memory",
+                        t.shape
+                    ),
+                ));
+            }
+        }
+    }
     let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
     let want = op.output_shapes(&shapes)?;
     if want.len() != outputs.len() {
@@ -111,4 +124,66 @@ pub fn check_dispatch(
         }
     }
     Ok(())
+}
+
+/// Host memory this process may still take, in bytes: `MemAvailable` plus free swap from
+/// `/proc/meminfo`; `None` where that is unknown (other systems).
+pub fn host_memory_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = info.lines().find(|l| l.starts_with(name))?;
+        let kb: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb.saturating_mul(1024))
+    };
+    let avail = field("MemAvailable:")?;
+    Some(avail.saturating_add(field("SwapFree:").unwrap_or(0)))
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Checks that `elements` f32 values (for `what`, named in the error) fit in host memory,
+/// before anything is allocated: an allocation the system cannot serve aborts the process
+/// rather than failing, so sizes are checked against the memory available (Linux) and by a
+/// fallible reservation that is released at once (everywhere).
+pub fn check_host_memory(elements: usize, what: &str) -> Result<()> {
+    use crate::error::ComputeError;
+    let too_big = |detail: String| {
+        ComputeError::HostOutOfMemory(format!("{what}: {elements} f32 values{detail}"))
+    };
+    let bytes = elements
+        .checked_mul(std::mem::size_of::<f32>())
+        .filter(|&b| b <= isize::MAX as usize)
+        .ok_or_else(|| too_big(", more bytes than the address space holds".into()))?;
+    if let Some(avail) = host_memory_available() {
+        if bytes as u64 > avail {
+            return Err(too_big(format!(
+                " ({}), more than the {} of memory available",
+                gib(bytes as u64),
+                gib(avail)
+            )));
+        }
+    }
+    let mut probe: Vec<f32> = Vec::new();
+    probe
+        .try_reserve_exact(elements)
+        .map_err(|e| too_big(format!(" ({}): {e}", gib(bytes as u64))))?;
+    Ok(())
+}
+
+/// Allocates a buffer of `len` elements for `what` (named in errors). On a CPU backend, whose
+/// buffers live in host memory, the size is checked first with [`check_host_memory`], so an
+/// impossible size is an error instead of an aborted process; GPU backends check their own
+/// limits.
+pub fn alloc_checked(backend: &dyn Backend, len: usize, what: &str) -> Result<BufId> {
+    if backend.kind() == DeviceKind::Cpu {
+        check_host_memory(len, what)?;
+    }
+    backend.alloc(len)
 }

@@ -427,6 +427,25 @@ pub fn run(
     for case in cases {
         let shapes: Vec<&[usize]> = case.inputs.iter().map(|s| s.as_slice()).collect();
         let outs = case.op.output_shapes(&shapes)?;
+        // Host memory: the input data, plus inputs and outputs on a CPU backend and on the
+        // CPU reference, plus the downloaded outputs compared. Checked before anything is
+        // allocated: an allocation the system cannot serve aborts the process.
+        let total = |v: &[Shape]| v.iter().fold(0usize, |a, s| a.saturating_add(numel(s)));
+        let (ins_n, outs_n) = (total(&case.inputs), total(&outs));
+        let both = ins_n.saturating_add(outs_n);
+        let mut host = ins_n;
+        if backend.kind() == crate::backend::DeviceKind::Cpu {
+            host = host.saturating_add(both);
+        }
+        if reference.is_some() {
+            host = host
+                .saturating_add(both)
+                .saturating_add(outs_n.saturating_mul(2));
+        }
+        crate::backend::check_host_memory(
+            host,
+            &format!("{} on {:?}", case.op.name(), case.inputs),
+        )?;
         let data = inputs_for(case, 42);
         let p = place(backend, case, &data, &outs)?;
         let ins: Vec<&Tensor> = p.inputs.iter().collect();

@@ -15,6 +15,10 @@ pub enum ComputeError {
     /// The GPU ran out of memory.
     #[error("GPU out of memory: {0}")]
     OutOfMemory(String),
+    /// A host allocation (CPU backend buffers, staging data) larger than the memory
+    /// available, refused before it is tried.
+    #[error("out of host memory: {0}")]
+    HostOutOfMemory(String),
     /// An op the backend does not implement.
     #[error("{backend} backend does not implement {op}")]
     Unsupported {

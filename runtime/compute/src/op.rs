@@ -11,9 +11,15 @@ use crate::error::{shape_err, Result};
 /// A tensor shape (row-major).
 pub type Shape = Vec<usize>;
 
-/// Number of elements of a shape.
+/// Number of elements of a shape; `usize::MAX` when the count overflows (no buffer holds
+/// that many, so such a shape never passes [`crate::backend::check_dispatch`]).
 pub fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+    checked_numel(shape).unwrap_or(usize::MAX)
+}
+
+/// Number of elements of a shape, or `None` when the count overflows `usize`.
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
 /// Pointwise activations.
@@ -246,6 +252,16 @@ impl Op {
             }
             Ok(())
         };
+        // A per-channel (or per-row) operand `k` of the op, checked against the input `x`.
+        let fits = |k: usize, p: &[usize], want: &[usize], x: &[usize]| -> Result<()> {
+            if p != want {
+                return Err(shape_err(
+                    name,
+                    format!("operand {k} has shape {p:?}, expected {want:?} for input {x:?}"),
+                ));
+            }
+            Ok(())
+        };
         let rank = |s: &[usize], r: usize, what: &str| -> Result<()> {
             if s.len() != r {
                 return Err(shape_err(
@@ -417,7 +433,13 @@ impl Op {
             Op::Upsample2 => {
                 rank(i[0], 4, "input")?;
                 let x = i[0];
-                vec![vec![x[0], x[1], 2 * x[2], 2 * x[3]]]
+                let (Some(h), Some(w)) = (x[2].checked_mul(2), x[3].checked_mul(2)) else {
+                    return Err(shape_err(
+                        name,
+                        format!("input {x:?} is too large to upsample"),
+                    ));
+                };
+                vec![vec![x[0], x[1], h, w]]
             }
             Op::Upsample2Backward => {
                 rank(i[0], 4, "dy")?;
@@ -437,7 +459,13 @@ impl Op {
                         format!("{a:?} and {b:?} differ outside the channel axis"),
                     ));
                 }
-                vec![vec![a[0], a[1] + b[1], a[2], a[3]]]
+                let c = a[1].checked_add(b[1]).ok_or_else(|| {
+                    shape_err(
+                        name,
+                        format!("{a:?} and {b:?} have too many channels together"),
+                    )
+                })?;
+                vec![vec![a[0], c, a[2], a[3]]]
             }
             Op::SplitChannels { first } => {
                 rank(i[0], 4, "dy")?;
@@ -463,7 +491,10 @@ impl Op {
                     if *p != c {
                         return Err(shape_err(
                             name,
-                            format!("parameter {} has shape {p:?}, expected {c:?}", k + 1),
+                            format!(
+                                "parameter {} has shape {p:?}, expected {c:?} for input {x:?}",
+                                k + 1
+                            ),
                         ));
                     }
                 }
@@ -480,8 +511,8 @@ impl Op {
                     return Err(shape_err(name, format!("input {x:?} needs a channel axis")));
                 }
                 let c = vec![x[1]];
-                for p in &i[2..] {
-                    same(p, &c)?;
+                for (k, p) in i.iter().enumerate().skip(2) {
+                    fits(k, p, &c, x)?;
                 }
                 vec![x.to_vec(), c.clone(), c]
             }
@@ -490,8 +521,8 @@ impl Op {
                 let d = *x
                     .last()
                     .ok_or_else(|| shape_err(name, "input is a scalar"))?;
-                same(i[1], &[d])?;
-                same(i[2], &[d])?;
+                fits(1, i[1], &[d], x)?;
+                fits(2, i[2], &[d], x)?;
                 let rows = numel(x) / d.max(1);
                 vec![x.to_vec(), vec![rows], vec![rows]]
             }
@@ -501,10 +532,10 @@ impl Op {
                 let d = *x
                     .last()
                     .ok_or_else(|| shape_err(name, "input is a scalar"))?;
-                same(i[2], &[d])?;
+                fits(2, i[2], &[d], x)?;
                 let rows = numel(x) / d.max(1);
-                same(i[3], &[rows])?;
-                same(i[4], &[rows])?;
+                fits(3, i[3], &[rows], x)?;
+                fits(4, i[4], &[rows], x)?;
                 vec![x.to_vec(), vec![d], vec![d]]
             }
             Op::SumAll => vec![vec![1]],

@@ -10,12 +10,21 @@
 //! Mini-batches: a training epoch runs `floor(n / batch_size)` steps of `batch_size` samples
 //! (the last partial batch is skipped; with shuffling every sample is still used across
 //! epochs), so one schedule serves every step. Evaluation and prediction cover every sample
-//! (a second schedule handles the remainder).
+//! (a second schedule handles the remainder). A `batch_size` larger than the training set
+//! (after the validation split) is an error, as are 0 epochs.
+//!
+//! Bad data is refused, naming the sample: NaN or infinite values (a NaN can vanish in a
+//! ReLU and leave the loss finite, so the data is checked, not only the loss: training
+//! batches step by step, validation samples, evaluation and prediction inputs up front),
+//! and targets outside [0, 1] for a BCE or Dice loss.
 //!
 //! Checkpoints (safetensors, little-endian `f32`): `param/{name}` (trainable parameters),
 //! `state/{name}` (batch-norm running statistics), `optim/{name}/{velocity|m|v}`; metadata
 //! `format` = `mlp-compute-checkpoint`, `version` = `1`, `config` (JSON: the model spec and
-//! the training configuration), `optimizer_step` and `epoch`.
+//! the training configuration), `optimizer_step` and `epoch`. Saving writes a temporary file
+//! beside the target and renames it over the target, so a failed save leaves the earlier
+//! checkpoint whole. Loading refuses tensors the model does not have (a checkpoint of another
+//! model), tensors of another shape or dtype, and metadata that does not parse.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -31,8 +40,8 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Backend;
 use crate::error::{shape_err, ComputeError, Result};
 use crate::graph::{
-    Graph, InputRole, Mode, OptimizerKind, OptimizerState, Phase, Program, RunContext, StepHyper,
-    Task, Weights,
+    Graph, InputRole, Layer, LossKind, Mode, OptimizerKind, OptimizerState, Phase, Program,
+    RunContext, StepHyper, Task, Weights,
 };
 use crate::model::ModelSpec;
 use crate::op::numel;
@@ -363,6 +372,7 @@ impl Trainer {
     /// The graph needs one data input and at most one target input.
     pub fn new(backend: Arc<dyn Backend>, graph: Graph, config: TrainConfig) -> Result<Trainer> {
         check_config(&config)?;
+        check_positive_class(&graph, &config)?;
         let data: Vec<usize> = graph.data_inputs();
         if data.len() != 1 {
             return Err(other(format!(
@@ -423,6 +433,7 @@ impl Trainer {
     /// is kept). Takes effect at the next `fit`.
     pub fn set_config(&mut self, config: TrainConfig) -> Result<()> {
         check_config(&config)?;
+        check_positive_class(&self.graph, &config)?;
         if config.optimizer.kind() != self.config.optimizer.kind() {
             return Err(other(
                 "trainer: set_config cannot switch between SGD and Adam (the optimizer state differs)",
@@ -506,7 +517,47 @@ impl Trainer {
                 ),
             ));
         }
+        self.check_target_range(targets, yl)?;
         Ok((n, Some(targets)))
+    }
+
+    /// Targets of a BCE or Dice loss are probabilities (0/1 masks): a value outside [0, 1]
+    /// (a 0/255 mask, class ids, NaN) trains on nonsense without a NaN to stop it.
+    fn check_target_range(&self, targets: &[f32], per: usize) -> Result<()> {
+        let Some(tk) = self.target_input else {
+            return Ok(());
+        };
+        let tnode = self.graph.input_nodes[tk];
+        let loss = self.graph.losses.iter().find_map(|(id, _)| {
+            let n = self.graph.node(*id);
+            match n.layer {
+                Layer::Loss(k @ (LossKind::BceWithLogits { .. } | LossKind::Dice { .. }))
+                    if n.inputs.get(1) == Some(&tnode) =>
+                {
+                    Some((n.name.clone(), k))
+                }
+                _ => None,
+            }
+        });
+        let Some((name, kind)) = loss else {
+            return Ok(());
+        };
+        if let Some(i) = targets.iter().position(|t| !(0.0..=1.0).contains(t)) {
+            return Err(other(format!(
+                "dataset: the {} loss '{name}' needs targets in [0, 1] (probabilities or 0/1 masks), but sample {} of the targets holds {} (value {} of {per})",
+                kind.name(),
+                i / per,
+                targets[i],
+                i % per
+            )));
+        }
+        Ok(())
+    }
+
+    fn gathered(src: &[f32], per: usize, idx: &[usize]) -> Vec<f32> {
+        let mut v = Vec::new();
+        Self::gather(src, per, idx, &mut v);
+        v
     }
 
     fn gather(src: &[f32], per: usize, idx: &[usize], out: &mut Vec<f32>) {
@@ -607,7 +658,47 @@ impl Trainer {
         if nt == 0 {
             return Err(other("fit: no training samples"));
         }
-        let batch = self.config.batch_size.min(nt);
+        if self.config.epochs == 0 {
+            return Err(other(
+                "fit: epochs is 0, so there is nothing to train (set TrainConfig::epochs to at least 1)",
+            ));
+        }
+        if self.config.batch_size > nt {
+            let held = if val_idx.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} of {n} samples are held out by validation_split {})",
+                    val_idx.len(),
+                    self.config.validation_split
+                )
+            };
+            return Err(other(format!(
+                "fit: batch_size {} is larger than the {nt} training samples{held}; use batch_size {nt} or less, or more data",
+                self.config.batch_size
+            )));
+        }
+        // Validation samples are checked once here (a NaN may vanish in a ReLU and leave the
+        // validation loss finite); training batches are checked step by step below.
+        match &val_data {
+            Some(v) => {
+                let (_, vy) = self.check_data(v, true)?;
+                check_finite("fit", "validation inputs", v.inputs, self.x_len(), None)?;
+                if let Some(vy) = vy {
+                    check_finite("fit", "validation targets", vy, yl, None)?;
+                }
+            }
+            None if !val_idx.is_empty() => {
+                let vx = Self::gathered(train.inputs, xl, &val_idx);
+                check_finite("fit", "inputs", &vx, xl, Some(&val_idx))?;
+                if let Some(t) = ty {
+                    let vy = Self::gathered(t, yl, &val_idx);
+                    check_finite("fit", "targets", &vy, yl, Some(&val_idx))?;
+                }
+            }
+            None => {}
+        }
+        let batch = self.config.batch_size;
         let steps = nt / batch;
         let total_steps = steps * self.config.epochs;
         let names = self.loss_names();
@@ -648,6 +739,20 @@ impl Trainer {
                     Self::gather(t, yl, idx, &mut yb);
                 }
                 let step = self.opt.step + 1;
+                let bad = non_finite(&xb, xl, idx).map(|b| ("inputs", b)).or_else(|| {
+                    (ty.is_some() && self.target_input.is_some())
+                        .then(|| non_finite(&yb, yl, idx))
+                        .flatten()
+                        .map(|b| ("targets", b))
+                });
+                if let Some((what, (sample, k, v))) = bad {
+                    return Err(ComputeError::NonFinite(format!(
+                        "training stopped: sample {sample} of the training {what} holds {} (value {k} of {}) at epoch {epoch}, step {} of {steps} (global step {step}); the parameters are those before this step",
+                        finite_name(v),
+                        if what == "inputs" { xl } else { yl },
+                        s + 1
+                    )));
+                }
                 let lr = self.config.lr_schedule.lr(
                     self.config.lr,
                     run_epoch,
@@ -678,7 +783,7 @@ impl Trainer {
                         .collect();
                     return Err(ComputeError::NonFinite(format!(
                         "training stopped: the loss is {} at epoch {epoch}, step {} of {steps} (global step {step}; {}); the parameters are those before this step",
-                        if total.is_nan() { "NaN" } else { "infinite" },
+                        finite_name(total),
                         s + 1,
                         detail.join(", ")
                     )));
@@ -771,6 +876,10 @@ impl Trainer {
     /// Loss and metrics on a dataset (inference mode: running statistics, no dropout).
     pub fn evaluate(&mut self, data: &Dataset) -> Result<Evaluation> {
         let (n, ty) = self.check_data(data, true)?;
+        check_finite("evaluate", "inputs", data.inputs, self.x_len(), None)?;
+        if let Some(t) = ty {
+            check_finite("evaluate", "targets", t, self.y_len().unwrap_or(1), None)?;
+        }
         let idx: Vec<usize> = (0..n).collect();
         self.evaluate_idx(data.inputs, ty, &idx)
     }
@@ -872,6 +981,7 @@ impl Trainer {
     pub fn predict_output(&mut self, inputs: &[f32], name: &str) -> Result<Vec<f32>> {
         let (n, _) = self.check_data(&Dataset::inputs(inputs), false)?;
         let xl = self.x_len();
+        check_finite("predict", "inputs", inputs, xl, None)?;
         let batch = self.config.batch_size.min(n).max(1);
         let x_name = self.graph.inputs[self.data_input].name.clone();
         let data_input = self.data_input;
@@ -1024,8 +1134,7 @@ impl Trainer {
             .collect::<Result<_>>()?;
         let bytes = safetensors::serialize(views, Some(meta))
             .map_err(|e| other(format!("checkpoint: {e}")))?;
-        std::fs::write(path, bytes)
-            .map_err(|e| other(format!("checkpoint: writing {}: {e}", path.display())))
+        write_replacing(path, &bytes)
     }
 
     /// Rebuilds a trainer from a checkpoint written by [`save_checkpoint`](Self::save_checkpoint)
@@ -1075,8 +1184,57 @@ impl Trainer {
     }
 
     fn restore(&mut self, bytes: &[u8], meta: &HashMap<String, String>, path: &Path) -> Result<()> {
-        let st = safetensors::SafeTensors::deserialize(bytes)
-            .map_err(|e| other(format!("checkpoint {}: {e}", path.display())))?;
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
+            other(format!(
+                "checkpoint {}: not a readable safetensors file: {e}",
+                path.display()
+            ))
+        })?;
+        // Every tensor must be one this model reads: loading a checkpoint of another model
+        // that shares some names would silently drop the rest of its weights. (Optimizer
+        // state of the other optimizer kind is skipped: it has no meaning here.)
+        let known = |name: &str| -> bool {
+            let Some((kind, rest)) = name.split_once('/') else {
+                return false;
+            };
+            match kind {
+                "param" | "state" => self
+                    .graph
+                    .params
+                    .iter()
+                    .any(|p| p.name == rest && (kind == "param") == p.trainable),
+                "optim" => rest.rsplit_once('/').is_some_and(|(p, s)| {
+                    ["velocity", "m", "v"].contains(&s)
+                        && self.graph.params.iter().any(|q| q.name == p && q.trainable)
+                }),
+                _ => false,
+            }
+        };
+        let mut unknown: Vec<&str> = st.names().into_iter().filter(|n| !known(n)).collect();
+        if !unknown.is_empty() {
+            unknown.sort_unstable();
+            let more = unknown.len().saturating_sub(5);
+            unknown.truncate(5);
+            return Err(other(format!(
+                "checkpoint {}: tensor{} {}{} not part of this model (a checkpoint of another model?)",
+                path.display(),
+                if unknown.len() + more > 1 { "s" } else { "" },
+                unknown
+                    .iter()
+                    .map(|n| format!("'{n}'"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if more > 0 {
+                    format!(" and {more} more are")
+                } else if unknown.len() > 1 {
+                    " are".to_string()
+                } else {
+                    " is".to_string()
+                }
+            )));
+        }
+        let step: u32 = meta_number(meta, "optimizer_step", path)?;
+        let epoch: usize = meta_number(meta, "epoch", path)?;
         let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
             let v = st
                 .tensor(name)
@@ -1127,16 +1285,123 @@ impl Trainer {
         for (k, j, v) in &os {
             self.opt.set(*k, *j, v)?;
         }
-        self.opt.step = meta
-            .get("optimizer_step")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        self.epochs_done = meta.get("epoch").and_then(|s| s.parse().ok()).unwrap_or(0);
+        self.opt.step = step;
+        self.epochs_done = epoch;
         Ok(())
     }
 }
 
+/// The first NaN or infinity of `v` (`per` values per sample): the sample (through `idx`
+/// when `v` holds gathered samples), the value's index in its sample, and the value.
+fn non_finite(v: &[f32], per: usize, idx: &[usize]) -> Option<(usize, usize, f32)> {
+    let i = v.iter().position(|x| !x.is_finite())?;
+    let s = i / per.max(1);
+    Some((idx.get(s).copied().unwrap_or(s), i % per.max(1), v[i]))
+}
+
+fn finite_name(v: f32) -> &'static str {
+    if v.is_nan() {
+        "NaN"
+    } else {
+        "infinity"
+    }
+}
+
+/// Refuses NaN and infinities in data (`idx`: the samples `v` holds, when gathered).
+fn check_finite(
+    entry: &str,
+    what: &str,
+    v: &[f32],
+    per: usize,
+    idx: Option<&[usize]>,
+) -> Result<()> {
+    if let Some((sample, k, x)) = non_finite(v, per, idx.unwrap_or(&[])) {
+        return Err(other(format!(
+            "{entry}: sample {sample} of the {what} holds {} (value {k} of {per})",
+            finite_name(x)
+        )));
+    }
+    Ok(())
+}
+
+/// The reported class must exist in a class-probability output.
+fn check_positive_class(g: &Graph, c: &TrainConfig) -> Result<()> {
+    if let Some(Task::MultiClassSegmentation { classes }) = g.task {
+        if c.positive_class >= classes {
+            return Err(other(format!(
+                "training config: positive_class {} does not exist, the model has {classes} classes (0..{classes})",
+                c.positive_class
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_config(c: &TrainConfig) -> Result<()> {
+    let bad = |what: &str, v: f32, want: &str| {
+        Err(other(format!(
+            "training config: {what} must be {want}, got {v}"
+        )))
+    };
+    match c.optimizer {
+        Optimizer::Sgd {
+            momentum,
+            weight_decay,
+        } => {
+            if !(momentum.is_finite() && momentum >= 0.0) {
+                return bad("SGD momentum", momentum, "a number >= 0");
+            }
+            if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+                return bad("SGD weight_decay", weight_decay, "a number >= 0");
+            }
+        }
+        Optimizer::Adam {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        }
+        | Optimizer::AdamW {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => {
+            if !(0.0..1.0).contains(&beta1) {
+                return bad("Adam beta1", beta1, "in [0, 1)");
+            }
+            if !(0.0..1.0).contains(&beta2) {
+                return bad("Adam beta2", beta2, "in [0, 1)");
+            }
+            if !(eps.is_finite() && eps >= 0.0) {
+                return bad("Adam eps", eps, "a number >= 0");
+            }
+            if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+                return bad("Adam weight_decay", weight_decay, "a number >= 0");
+            }
+        }
+    }
+    match c.lr_schedule {
+        LrSchedule::Constant => {}
+        LrSchedule::Cosine { min_lr } => {
+            if !(min_lr.is_finite() && min_lr >= 0.0) {
+                return bad("the cosine schedule's min_lr", min_lr, "a number >= 0");
+            }
+        }
+        LrSchedule::Step { every, gamma } => {
+            if every == 0 {
+                return Err(other(
+                    "training config: the step schedule's `every` must be at least 1 epoch",
+                ));
+            }
+            if !(gamma.is_finite() && gamma > 0.0) {
+                return bad("the step schedule's gamma", gamma, "a positive number");
+            }
+        }
+    }
+    if !(c.min_delta.is_finite() && c.min_delta >= 0.0) {
+        return bad("min_delta", c.min_delta, "a number >= 0");
+    }
     if c.batch_size == 0 {
         return Err(other("training config: batch_size must be at least 1"));
     }
@@ -1160,12 +1425,28 @@ fn to_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
+    if path.is_dir() {
+        return Err(other(format!(
+            "checkpoint: reading {}: it is a directory, not a checkpoint file",
+            path.display()
+        )));
+    }
     std::fs::read(path).map_err(|e| other(format!("checkpoint: reading {}: {e}", path.display())))
 }
 
 fn read_meta(bytes: &[u8], path: &Path) -> Result<HashMap<String, String>> {
-    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|e| other(format!("checkpoint {}: {e}", path.display())))?;
+    if bytes.is_empty() {
+        return Err(other(format!(
+            "checkpoint {}: the file is empty",
+            path.display()
+        )));
+    }
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| {
+        other(format!(
+            "checkpoint {}: not a readable safetensors file: {e}",
+            path.display()
+        ))
+    })?;
     let m = meta.metadata().clone().unwrap_or_default();
     if m.get("format").map(String::as_str) != Some("mlp-compute-checkpoint") {
         return Err(other(format!(
@@ -1173,7 +1454,78 @@ fn read_meta(bytes: &[u8], path: &Path) -> Result<HashMap<String, String>> {
             path.display()
         )));
     }
+    match m.get("version").map(String::as_str) {
+        Some("1") => {}
+        v => {
+            return Err(other(format!(
+                "checkpoint {}: format version {}, this build reads version 1",
+                path.display(),
+                v.map(|v| format!("'{v}'"))
+                    .unwrap_or_else(|| "missing".into())
+            )))
+        }
+    }
     Ok(m.into_iter().collect())
+}
+
+/// A numeric metadata entry (0 when absent; an error when present but not a number).
+fn meta_number<T: std::str::FromStr + Default>(
+    meta: &HashMap<String, String>,
+    key: &str,
+    path: &Path,
+) -> Result<T> {
+    match meta.get(key) {
+        None => Ok(T::default()),
+        Some(v) => v.parse().map_err(|_| {
+            other(format!(
+                "checkpoint {}: metadata '{key}' is '{v}', not a count",
+                path.display()
+            ))
+        }),
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, synced and then
+/// renamed over `path`: a failed or interrupted save leaves any earlier file at `path` whole.
+fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SERIAL: AtomicUsize = AtomicUsize::new(0);
+    let fail = |e: &dyn fmt::Display| other(format!("checkpoint: writing {}: {e}", path.display()));
+    if path.is_dir() {
+        return Err(fail(&"it is a directory"));
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| fail(&"the path does not name a file"))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(fail(&format!(
+            "the folder {} does not exist",
+            dir.display()
+        )));
+    }
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(&e));
+    }
+    Ok(())
 }
 
 /// Metrics of predictions against targets for a task (the computation `fit` and `evaluate`

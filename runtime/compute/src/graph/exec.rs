@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::{Backend, BufId, Tensor};
+use crate::backend::{alloc_checked, check_host_memory, Backend, BufId, DeviceKind, Tensor};
 use crate::error::{shape_err, ComputeError, Result};
 use crate::op::{numel, Op};
 
@@ -29,6 +29,16 @@ pub fn init_values(init: &Init, seed: u64, stream: u64, out: &mut [f32]) {
     }
 }
 
+/// On a CPU backend, checks that buffers of these lengths fit in host memory together (the
+/// sum saturates: an overflowing total is refused).
+fn check_total(backend: &dyn Backend, lens: impl Iterator<Item = usize>, what: &str) -> Result<()> {
+    if backend.kind() != DeviceKind::Cpu {
+        return Ok(());
+    }
+    let total = lens.fold(0usize, |a, b| a.saturating_add(b));
+    check_host_memory(total, what)
+}
+
 /// Parameters and state tensors of a graph, one buffer each, on a backend.
 pub struct Weights {
     backend: Arc<dyn Backend>,
@@ -45,8 +55,13 @@ impl Weights {
             infos: params.to_vec(),
             bufs: Vec::with_capacity(params.len()),
         };
+        check_total(
+            w.backend.as_ref(),
+            params.iter().map(|p| numel(&p.shape)),
+            &format!("the {} parameter and state tensors", params.len()),
+        )?;
         for p in params {
-            let b = w.backend.alloc(numel(&p.shape))?;
+            let b = alloc_checked(w.backend.as_ref(), numel(&p.shape), &p.name)?;
             w.bufs.push(b);
         }
         w.init(seed)?;
@@ -140,11 +155,21 @@ impl OptimizerState {
             bufs: Vec::with_capacity(params.len()),
             step: 0,
         };
+        let states = kind.state_names().len();
+        check_total(
+            s.backend.as_ref(),
+            params
+                .iter()
+                .filter(|p| p.trainable)
+                .map(|p| numel(&p.shape).saturating_mul(states)),
+            &format!("the {kind:?} optimizer state"),
+        )?;
         for p in params {
             let mut v = Vec::new();
             if p.trainable {
-                for _ in kind.state_names() {
-                    v.push(s.backend.alloc(numel(&p.shape))?);
+                for n in kind.state_names() {
+                    let what = format!("the {n} of '{}'", p.name);
+                    v.push(alloc_checked(s.backend.as_ref(), numel(&p.shape), &what)?);
                 }
             }
             s.bufs.push(v);
@@ -311,6 +336,16 @@ impl Program {
         weights: &Weights,
         opt: Option<&OptimizerState>,
     ) -> Result<Program> {
+        let own = |k: &SlotKind| !matches!(k, SlotKind::Param(_) | SlotKind::OptState { .. });
+        check_total(
+            backend.as_ref(),
+            schedule
+                .slots
+                .iter()
+                .filter(|s| own(&s.kind))
+                .map(|s| s.len.max(1)),
+            &format!("the activations of a {:?} schedule", schedule.mode),
+        )?;
         let mut bufs = Vec::with_capacity(schedule.slots.len());
         let mut owned = Vec::new();
         let mut err = None;
@@ -334,18 +369,21 @@ impl Program {
                         break;
                     }
                 },
-                _ => match backend.alloc(s.len.max(1)) {
-                    Ok(b) => {
-                        owned.push(b);
-                        b
-                    }
-                    Err(e) => {
-                        for b in &owned {
-                            backend.free(*b);
+                _ => {
+                    match alloc_checked(backend.as_ref(), s.len.max(1), &format!("slot {}", s.name))
+                    {
+                        Ok(b) => {
+                            owned.push(b);
+                            b
                         }
-                        return Err(e);
+                        Err(e) => {
+                            for b in &owned {
+                                backend.free(*b);
+                            }
+                            return Err(e);
+                        }
                     }
-                },
+                }
             };
             bufs.push(b);
         }

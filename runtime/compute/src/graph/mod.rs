@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{shape_err, ComputeError, Result};
-use crate::op::{numel, Activation, Op, Padding, Shape};
+use crate::op::{checked_numel, numel, Activation, Op, Padding, Shape};
 
 pub use exec::{OptimizerState, Program, RunContext, StepHyper, Weights};
 pub use schedule::{
@@ -347,6 +347,7 @@ impl Graph {
                 format!("input '{name}' has an empty shape {sample_shape:?}"),
             ));
         }
+        too_large("input", name, sample_shape, true)?;
         let k = self.inputs.len();
         self.inputs.push(InputInfo {
             name: name.to_string(),
@@ -384,6 +385,7 @@ impl Graph {
                 format!("parameter '{name}' has an empty shape {shape:?}"),
             ));
         }
+        too_large("param", name, shape, false)?;
         let k = self.params.len();
         self.params.push(ParamInfo {
             name: name.to_string(),
@@ -422,6 +424,14 @@ impl Graph {
             let ins: Vec<Shape> = inputs.iter().map(|&i| self.shape_at(i, b)).collect();
             let refs: Vec<&[usize]> = ins.iter().map(|s| s.as_slice()).collect();
             let s = infer(&layer, &refs, b).map_err(|e| in_layer(name, e))?;
+            if checked_numel(&s).is_none() {
+                return Err(shape_err(
+                    layer.name(),
+                    format!(
+                        "layer '{name}': output {s:?} has more elements than fit in memory (inputs {ins:?})"
+                    ),
+                ));
+            }
             if batched && s.first() != Some(&b) {
                 return Err(shape_err(
                     layer.name(),
@@ -672,6 +682,19 @@ impl Graph {
         }
         s
     }
+}
+
+/// Refuses a shape whose element count overflows `usize` (with a batch axis of 2 in front when
+/// `batched`, the larger of build-time inference's nominal batches).
+fn too_large(op: &'static str, name: &str, shape: &[usize], batched: bool) -> Result<()> {
+    let n = checked_numel(shape).and_then(|n| if batched { n.checked_mul(2) } else { Some(n) });
+    if n.is_none() {
+        return Err(shape_err(
+            op,
+            format!("'{name}' has shape {shape:?}, more elements than fit in memory"),
+        ));
+    }
+    Ok(())
 }
 
 /// Prefixes a shape error with the layer's name.

@@ -409,6 +409,17 @@ impl Graph {
         let shapes: Vec<Shape> = (0..self.nodes.len())
             .map(|i| self.shape_at(NodeId(i), batch))
             .collect();
+        if let Some(i) = (0..self.nodes.len())
+            .find(|&i| need[i] && crate::op::checked_numel(&shapes[i]).is_none())
+        {
+            return Err(crate::error::shape_err(
+                self.nodes[i].layer.name(),
+                format!(
+                    "lower: '{}' has shape {:?} at batch size {batch}, more elements than fit in memory",
+                    self.nodes[i].name, shapes[i]
+                ),
+            ));
+        }
         let mut fwd: Vec<Option<Val>> = vec![None; self.nodes.len()];
         // Batch-norm saved statistics (mean, invstd) and loss gradients, by node.
         let mut saved: HashMap<usize, (Val, Val)> = HashMap::new();

@@ -208,16 +208,39 @@ pub fn unet(c: &UNetConfig) -> Result<Graph> {
             c.in_channels, c.out_channels, c.base_channels
         )));
     }
-    let f = 1usize << c.depth;
-    if c.height == 0 || c.width == 0 || !c.height.is_multiple_of(f) || !c.width.is_multiple_of(f) {
+    // 2^depth must divide both sides, so it is at most the smaller one (and cannot overflow).
+    let f = 1usize
+        .checked_shl(c.depth as u32)
+        .filter(|&f| c.depth < usize::BITS as usize && f <= c.height.min(c.width))
+        .unwrap_or(0);
+    if f == 0 || !c.height.is_multiple_of(f) || !c.width.is_multiple_of(f) {
+        let f = if c.depth < usize::BITS as usize {
+            format!("{}", 1usize << c.depth)
+        } else {
+            format!("2^{}", c.depth)
+        };
         return Err(shape_err(
             "unet",
             format!(
-                "image [{}, {}, {}] must have height and width divisible by 2^depth = {f} (depth {})",
+                "image [{}, {}, {}] must have height and width divisible by 2^depth = {f} (depth {}): each level halves the image",
                 c.in_channels, c.height, c.width, c.depth
             ),
         ));
     }
+    // The bottleneck has base_channels * 2^depth channels.
+    if c.base_channels.checked_mul(f).is_none() {
+        return Err(ComputeError::Other(format!(
+            "unet: {} base channels doubled at each of {} levels overflow",
+            c.base_channels, c.depth
+        )));
+    }
+    if !(0.0..1.0).contains(&c.dropout) {
+        return Err(ComputeError::Other(format!(
+            "unet: dropout must be in [0, 1), got {}",
+            c.dropout
+        )));
+    }
+    check_loss(&c.loss)?;
     let (h, w) = (c.height, c.width);
     let mut g = Graph::new();
     let x = g.input("image", &[c.in_channels, h, w])?;
@@ -349,6 +372,29 @@ pub fn unet(c: &UNetConfig) -> Result<Graph> {
     });
     g.spec = Some(serde_json::to_value(ModelSpec::UNet(c.clone())).map_err(json_err)?);
     Ok(g)
+}
+
+/// Loss weights must be finite, `pos_weight` positive.
+fn check_loss(l: &SegLoss) -> Result<()> {
+    let (pos, dice) = match *l {
+        SegLoss::Bce { pos_weight } => (Some(pos_weight), None),
+        SegLoss::BceDice {
+            pos_weight,
+            dice_weight,
+        } => (Some(pos_weight), Some(dice_weight)),
+        SegLoss::Dice | SegLoss::Mse => (None, None),
+    };
+    if let Some(p) = pos.filter(|p| !(p.is_finite() && *p > 0.0)) {
+        return Err(ComputeError::Other(format!(
+            "unet: pos_weight must be a positive number, got {p} in {l:?}"
+        )));
+    }
+    if let Some(d) = dice.filter(|d| !(d.is_finite() && *d >= 0.0)) {
+        return Err(ComputeError::Other(format!(
+            "unet: dice_weight must be a number >= 0, got {d} in {l:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// 3x3 convolution (+ batch norm) + activation.

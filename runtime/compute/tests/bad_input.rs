@@ -651,3 +651,16 @@ fn gpu_out_of_memory_is_an_error() {
     };
     assert!(matches!(err, ComputeError::OutOfMemory(_)), "{err:?}");
 }
+
+/// Allocating an impossible CPU buffer directly through the `Backend` API is an error naming
+/// the size (it used to abort the process), and a small allocation afterwards still works.
+#[test]
+fn cpu_buffers_too_big_for_memory_are_errors() {
+    let b = CpuBackend::new();
+    for len in [usize::MAX / 2, 1usize << 52] {
+        let e = err_of(b.alloc(len));
+        assert!(e.contains("out of host memory") && e.contains("GiB"), "{e}");
+    }
+    let ok = b.alloc(16).unwrap();
+    assert_eq!(b.download(ok).unwrap(), vec![0.0; 16]);
+}

@@ -85,12 +85,41 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])]) -> Result<Vec<(Vec<f32>, Sha
     }
     let shapes: Vec<&[usize]> = inputs.iter().map(|(_, s)| *s).collect();
     let want = op.output_shapes(&shapes)?;
-    let mut bufs: Vec<Vec<f32>> = want.iter().map(|s| vec![0f32; numel(s)]).collect();
+    let mut bufs: Vec<Vec<f32>> = want
+        .iter()
+        .map(|s| zeroed(numel(s)))
+        .collect::<Result<_>>()?;
     {
         let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
         run(op, inputs, &mut outs)?;
     }
     Ok(bufs.into_iter().zip(want).collect())
+}
+
+/// A zeroed buffer of `len` floats, or an error naming the size where the system cannot
+/// provide it (`vec![0.0; len]` would abort the process instead). Like `vec!`, it asks the
+/// allocator for zeroed memory, so large buffers are not written twice.
+pub(crate) fn zeroed(len: usize) -> Result<Vec<f32>> {
+    let refused = || {
+        ComputeError::HostOutOfMemory(format!(
+            "a CPU buffer of {len} f32 values ({:.1} GiB)",
+            len as f64 * 4.0 / (1u64 << 30) as f64
+        ))
+    };
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<f32>(len).map_err(|_| refused())?;
+    // SAFETY: `layout` has a non-zero size. A non-null result is an allocation of `len`
+    // zeroed (valid) f32 values with the global allocator and f32's alignment, which is what
+    // `Vec::from_raw_parts` requires for a vector of length and capacity `len`.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout) as *mut f32;
+        if p.is_null() {
+            return Err(refused());
+        }
+        Ok(Vec::from_raw_parts(p, len, len))
+    }
 }
 
 /// The buffers, and the freed slots available for reuse.
@@ -203,7 +232,7 @@ impl Backend for CpuBackend {
     }
 
     fn alloc(&self, len: usize) -> Result<BufId> {
-        let data = Slot::Ready(Arc::new(vec![0f32; len]));
+        let data = Slot::Ready(Arc::new(zeroed(len)?));
         let mut g = self.lock();
         // Freed slots are reused (last freed first), so the table does not grow without
         // bound in long runs.

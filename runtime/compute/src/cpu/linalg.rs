@@ -1,6 +1,14 @@
 //! Matrix products: batched matmul, convolution (im2col + GEMM, col2im for the input
 //! gradient) and multi-head attention.
 //!
+//! Where the packed kernel runs (x86-64 with AVX2 and FMA), the forward convolution and the
+//! input gradient of stride-1 convolutions (the forward convolution of `dy` with the flipped,
+//! transposed kernel, `Conv::transposed`) are implicit GEMMs (`implicit`): the weights are
+//! packed once per call and shared by every image, and the `b` panels are packed straight from
+//! a zero-padded window of the input rows, with no im2col matrix and no col2im. The weight
+//! gradient and strided input gradients keep im2col/col2im around [`gemm`] (the weight
+//! gradient's im2col also copies from such a window: the same values, fewer branches).
+//!
 //! Every product goes through [`gemm`]. Where the CPU has AVX2 and FMA, products that are not
 //! tiny ([`Kernel::Auto`]) run the packed kernel of `super::sgemm` (x86-64 only); the others
 //! (or all, when [`gemm_with`] asks for it) run ndarray's `general_mat_mul` (the cache-blocked,
@@ -313,6 +321,27 @@ impl Conv {
             && self.oh == self.h
             && self.ow == self.w
     }
+    /// For stride 1, the convolution whose output is this one's input gradient: input `dy`
+    /// (`co` channels of `oh x ow`), output `ci` channels of `h x w`, padded by
+    /// `kh - 1 - ph` and `kw - 1 - pw` before, with the flipped kernel
+    /// `w'[c, o, i, j] = w[o, c, kh - 1 - i, kw - 1 - j]`:
+    /// `dx[c, y, x] = sum_{o,i,j} w[o, c, i, j] dy[o, y + ph - i, x + pw - j]`.
+    fn transposed(&self) -> Option<Conv> {
+        (self.stride == 1 && self.ph < self.kh && self.pw < self.kw).then(|| Conv {
+            n: self.n,
+            ci: self.co,
+            h: self.oh,
+            w: self.ow,
+            co: self.ci,
+            kh: self.kh,
+            kw: self.kw,
+            oh: self.h,
+            ow: self.w,
+            stride: 1,
+            ph: self.kh - 1 - self.ph,
+            pw: self.kw - 1 - self.pw,
+        })
+    }
     /// The output positions `o` in `0..out` whose input index `o * stride + k - pad` lies in
     /// `0..len`.
     fn valid(out: usize, stride: usize, k: usize, pad: usize, len: usize) -> (usize, usize) {
@@ -423,6 +452,9 @@ const KEEP_SCRATCH: usize = 1 << 22;
 
 thread_local! {
     static SCRATCH_A: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// Whole-call buffers of the calling thread: the partial weight gradients, the flipped
+    /// kernel of the input gradient.
+    static SCRATCH_CALL: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 fn with_scratch<R>(
@@ -459,6 +491,16 @@ fn im2col_rows(g: &Conv, x: &[f32], oy0: usize, oy1: usize, col: &mut [f32]) {
     for (r, dst) in col[..g.k() * pt].chunks_mut(pt).enumerate() {
         im2col_row(g, x, r, oy0, oy1, dst);
     }
+}
+
+/// [`im2col_rows`], from a padded window of the input with the packed kernel's CPU features.
+fn im2col_rows_fast(g: &Conv, x: &[f32], oy0: usize, oy1: usize, col: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(cpu) = super::sgemm::Avx2Fma::detect() {
+        implicit::im2col_rows(cpu, g, x, oy0, oy1, col);
+        return;
+    }
+    im2col_rows(g, x, oy0, oy1, col);
 }
 
 /// Adds the col2im of the im2col tile `col[ci kh kw, (oy1 - oy0) ow]` of output rows
@@ -551,7 +593,317 @@ impl SendPtr {
     }
 }
 
-/// `Op::Conv2d`: `x[n, ci, h, w], w[co, ci, kh, kw] -> y[n, co, oh, ow]`.
+/// The implicit-GEMM convolution on the packed kernel (x86-64 with AVX2 and FMA):
+/// `y_i[co, p] = w[co, k] · im2col(x_i)[k, p]` for every image with `w` packed once
+/// (`super::sgemm::PackedA`) and shared by all tasks, and the im2col matrix never written:
+/// each task takes a run of `cols` panels of `NR` output pixels (panels never
+/// straddle two images; a task may cover several small images or part of a large one), copies
+/// the input rows they read into a zero-padded window (its scratch) and packs the `b` panels of
+/// each block of steps straight from that window. Every output element is the kernel's
+/// sequence of operations for its blocks of `KC` steps (fixed by `k`), whatever the tasks, so
+/// how the work is cut (which may depend on the thread count) does not change a bit.
+#[cfg(target_arch = "x86_64")]
+mod implicit {
+    use super::super::sgemm::{gemm_packed, Avx2Fma, PackedA, KC, NR};
+    use super::{with_scratch, Conv, SendPtr, SCRATCH_A, TILE};
+    use ndarray::{ArrayViewMut2, ShapeBuilder};
+    use rayon::prelude::*;
+    use std::arch::x86_64::{_mm256_loadu_ps, _mm256_storeu_ps};
+    use std::cell::Cell;
+
+    thread_local! {
+        static SCRATCH_W: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+        static SCRATCH_WIN: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    }
+
+    /// Panels of `NR` output pixels per task (a function of the shapes): the packed `b` block
+    /// (`min(k, KC)` steps) stays under [`TILE`] floats.
+    fn cols(g: &Conv) -> usize {
+        (TILE / (g.k().min(KC) * NR).max(1)).max(1)
+    }
+
+    /// One image's share of a task: panels `q0..q1` of image `img`, reading the window of
+    /// padded input rows `y0..y0 + rows` (padded coordinates: input row `y - ph`), stored at
+    /// `at` in the task's window buffer (`ci x rows x wp`).
+    struct Segment {
+        img: usize,
+        q0: usize,
+        q1: usize,
+        y0: usize,
+        rows: usize,
+        at: usize,
+    }
+
+    /// Width of the padded window rows: padded column `x` is input column `x - pw` (zero
+    /// outside the input), for every column an output pixel reads.
+    fn wp(g: &Conv) -> usize {
+        (g.ow.max(1) - 1) * g.stride + g.kw
+    }
+
+    /// `d = src` (the same length): straight-line vector moves for runs of 8 and 16 floats
+    /// (`copy_from_slice`, or a loop that the compiler turns into one, calls `memcpy`, which
+    /// costs more than the copy for the short runs of the packing).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn copy(d: &mut [f32], src: &[f32]) {
+        match (d.len(), src.len()) {
+            (16, 16) => {
+                // SAFETY: both slices hold 16 floats.
+                unsafe {
+                    let (a, b) = (
+                        _mm256_loadu_ps(src.as_ptr()),
+                        _mm256_loadu_ps(src[8..].as_ptr()),
+                    );
+                    _mm256_storeu_ps(d.as_mut_ptr(), a);
+                    _mm256_storeu_ps(d[8..].as_mut_ptr(), b);
+                }
+            }
+            // SAFETY: both slices hold 8 floats.
+            (8, 8) => unsafe { _mm256_storeu_ps(d.as_mut_ptr(), _mm256_loadu_ps(src.as_ptr())) },
+            _ => d.copy_from_slice(src),
+        }
+    }
+
+    /// Copies padded rows `y0..y0 + rows` of every channel of image `x` into `win`.
+    #[target_feature(enable = "avx2")]
+    fn fill_window(g: &Conv, x: &[f32], y0: usize, rows: usize, win: &mut [f32]) {
+        let wp = wp(g);
+        let (lo, hi) = (g.pw.min(wp), (g.pw + g.w).min(wp));
+        for (cy, d) in win[..g.ci * rows * wp].chunks_exact_mut(wp).enumerate() {
+            let (c, y) = (cy / rows, y0 + cy % rows);
+            let iy = y as isize - g.ph as isize;
+            if iy < 0 || iy >= g.h as isize || lo >= hi {
+                d.fill(0.0);
+                continue;
+            }
+            let src = &x[(c * g.h + iy as usize) * g.w..][..hi - lo];
+            d[..lo].fill(0.0);
+            copy(&mut d[lo..hi], src);
+            d[hi..].fill(0.0);
+        }
+    }
+
+    /// Packs steps `p0..p0 + pk` (im2col rows `(c, i, j)`) of the panels of a segment into
+    /// `dst` (`pk x NR` per panel, row after row, panel after panel, zero past the image's last
+    /// pixel): step after step, each step's runs of pixels in order through the window row, so
+    /// the window (or a large image) is read sequentially.
+    #[target_feature(enable = "avx2")]
+    fn pack_segment(g: &Conv, win: &[f32], seg: &Segment, p0: usize, dst: &mut [f32]) {
+        let (p, wp, s) = (g.p(), wp(g), g.stride);
+        let pk = dst.len() / (seg.q1 - seg.q0) / NR;
+        // Runs of pixels on one output row: (offset in `dst` for step 0, length, window
+        // offset of the run's first pixel for kernel offset (0, 0)).
+        let mut runs = Vec::with_capacity(2 * (seg.q1 - seg.q0));
+        for q in seg.q0..seg.q1 {
+            let (pix0, pix1) = (q * NR, ((q + 1) * NR).min(p));
+            let d0 = (q - seg.q0) * pk * NR;
+            if pix1 - pix0 < NR {
+                dst[d0..d0 + pk * NR].fill(0.0);
+            }
+            let mut pix = pix0;
+            while pix < pix1 {
+                let (oy, ox) = (pix / g.ow, pix % g.ow);
+                let len = (g.ow - ox).min(pix1 - pix);
+                runs.push((d0 + pix - pix0, len, (oy * s - seg.y0) * wp + ox * s));
+                pix += len;
+            }
+        }
+        let plane = seg.rows * wp;
+        let (mut i, mut j) = ((p0 / g.kw) % g.kh, p0 % g.kw);
+        let mut base = seg.at + p0 / (g.kh * g.kw) * plane + i * wp + j;
+        for t in 0..pk {
+            for &(o, len, w0) in &runs {
+                let src = &win[base + w0..];
+                let d = &mut dst[o + t * NR..][..len];
+                if s == 1 {
+                    copy(d, &src[..len]);
+                } else {
+                    for (v, x) in d.iter_mut().zip(src.iter().step_by(s)) {
+                        *v = *x;
+                    }
+                }
+            }
+            // The next step: (c, i, j + 1), wrapping to the next kernel row and channel.
+            j += 1;
+            base += 1;
+            if j == g.kw {
+                (j, i) = (0, i + 1);
+                base += wp - g.kw;
+                if i == g.kh {
+                    i = 0;
+                    base += plane - g.kh * wp;
+                }
+            }
+        }
+    }
+
+    /// im2col of the output rows `oy0..oy1` of one image `x[ci, h, w]` into
+    /// `col[ci kh kw, (oy1 - oy0) ow]` on the calling thread, from a zero-padded window of the
+    /// input rows (the same values as `super::im2col_rows`, without its per-row range logic).
+    pub(super) fn im2col_rows(
+        cpu: Avx2Fma,
+        g: &Conv,
+        x: &[f32],
+        oy0: usize,
+        oy1: usize,
+        col: &mut [f32],
+    ) {
+        let pt = (oy1 - oy0) * g.ow;
+        if pt == 0 || g.k() == 0 {
+            return;
+        }
+        let (wp, s) = (wp(g), g.stride);
+        let (y0, rows) = (oy0 * s, (oy1 - 1 - oy0) * s + g.kh);
+        let plane = rows * wp;
+        with_scratch(&SCRATCH_WIN, g.ci * plane, |win| {
+            let _: Avx2Fma = cpu;
+            // SAFETY: `cpu` proves AVX2.
+            unsafe { fill_window(g, x, y0, rows, win) };
+            let (mut c, mut i, mut j) = (0, 0, 0);
+            for d in col[..g.k() * pt].chunks_exact_mut(pt) {
+                let base = c * plane + i * wp + j;
+                for (oy, dr) in d.chunks_exact_mut(g.ow).enumerate() {
+                    let src = &win[base + oy * s * wp..];
+                    if s == 1 {
+                        // SAFETY: `cpu` proves AVX2.
+                        unsafe { copy(dr, &src[..g.ow]) };
+                    } else {
+                        for (v, x) in dr.iter_mut().zip(src.iter().step_by(s)) {
+                            *v = *x;
+                        }
+                    }
+                }
+                j += 1;
+                if j == g.kw {
+                    (j, i) = (0, i + 1);
+                    if i == g.kh {
+                        (i, c) = (0, c + 1);
+                    }
+                }
+            }
+        });
+    }
+
+    /// `y[n, m, oh, ow] = a[m, k] · im2col(x)` for the convolution `g` (`m = g.co`), with `a`
+    /// packed from its rows.
+    pub(super) fn conv(
+        cpu: Avx2Fma,
+        g: &Conv,
+        x: &[f32],
+        a: ndarray::ArrayView2<f32>,
+        y: &mut [f32],
+    ) {
+        let (k, p) = (g.k(), g.p());
+        let y = &mut y[..g.n * g.co * p];
+        if y.is_empty() {
+            return;
+        }
+        let pp = p.div_ceil(NR);
+        let units = g.n * pp;
+        let per = cols(g);
+        let tasks = units.div_ceil(per);
+        let par = y.len() >= super::PAR_MIN;
+        let threads = if par { rayon::current_num_threads() } else { 1 };
+        with_scratch(&SCRATCH_W, PackedA::len(g.co, k), |buf| {
+            let a = PackedA::new(a, buf, par && g.co * k >= super::PAR_MIN);
+            // Split the rows too when there are too few tasks to keep the threads busy (the
+            // results do not depend on it).
+            let parts = if tasks >= 2 * threads {
+                1
+            } else {
+                (2 * threads).div_ceil(tasks).min(a.panels())
+            };
+            let yp = SendPtr(y.as_mut_ptr());
+            let chw = g.ci * g.h * g.w;
+            let wp = wp(g);
+            let run = |t: usize| {
+                let (task, part) = (t / parts, t % parts);
+                let panels = part * a.panels() / parts..(part + 1) * a.panels() / parts;
+                let (r0, r1) = (
+                    panels.start * super::super::sgemm::MR,
+                    (panels.end * super::super::sgemm::MR).min(g.co),
+                );
+                let (u0, u1) = (task * per, ((task + 1) * per).min(units));
+                // The task's images and their windows (1x1, stride 1, unpadded: the image is
+                // its own window).
+                let own = g.identity();
+                let mut segs = Vec::new();
+                let mut at = 0;
+                let mut u = u0;
+                while u < u1 {
+                    let (img, q0) = (u / pp, u % pp);
+                    let q1 = (pp.min(q0 + (u1 - u))).max(q0 + 1);
+                    let (oy0, oy1) = (
+                        q0 * NR / g.ow.max(1),
+                        ((q1 * NR).min(p) - 1) / g.ow.max(1) + 1,
+                    );
+                    let (y0, rows) = (oy0 * g.stride, (oy1 - 1 - oy0) * g.stride + g.kh);
+                    let (y0, rows, seg_at) = if own {
+                        (0, g.h, img * chw)
+                    } else {
+                        (y0, rows, at)
+                    };
+                    segs.push(Segment {
+                        img,
+                        q0,
+                        q1,
+                        y0,
+                        rows,
+                        at: seg_at,
+                    });
+                    at += if own { 0 } else { g.ci * rows * wp };
+                    u += q1 - q0;
+                }
+                with_scratch(&SCRATCH_A, at, |win| {
+                    for sg in segs.iter().filter(|_| !own) {
+                        let xi = &x[sg.img * chw..(sg.img + 1) * chw];
+                        let _: Avx2Fma = cpu;
+                        // SAFETY: `cpu` proves AVX2.
+                        unsafe { fill_window(g, xi, sg.y0, sg.rows, &mut win[sg.at..]) };
+                    }
+                    let mut outs = Vec::with_capacity(u1 - u0);
+                    for sg in &segs {
+                        for q in sg.q0..sg.q1 {
+                            let c0 = q * NR;
+                            let nc = NR.min(p - c0);
+                            // SAFETY: rows `r0..r1` by pixels `c0..c0 + nc` of image `img`
+                            // lie inside `y` (`r1 <= co`, `c0 + nc <= p`, `img < n`); each
+                            // (image, panel, row part) belongs to exactly one task, so the
+                            // views of parallel tasks are disjoint; `y` outlives the loop.
+                            let v = unsafe {
+                                ArrayViewMut2::from_shape_ptr(
+                                    (r1 - r0, nc).strides((p, 1)),
+                                    yp.get().add((sg.img * g.co + r0) * p + c0),
+                                )
+                            };
+                            outs.push(v);
+                        }
+                    }
+                    let win = if own { x } else { &*win };
+                    let pack = |p0: usize, pk: usize, dst: &mut [f32]| {
+                        let mut rest = dst;
+                        for sg in &segs {
+                            let (d, tail) = rest.split_at_mut((sg.q1 - sg.q0) * pk * NR);
+                            rest = tail;
+                            // SAFETY: `cpu` proves AVX2.
+                            unsafe { pack_segment(g, win, sg, p0, d) };
+                        }
+                    };
+                    gemm_packed(cpu, 1.0, &a, panels.clone(), pack, 0.0, &mut outs);
+                });
+            };
+            if tasks * parts == 1 {
+                run(0);
+            } else {
+                (0..tasks * parts).into_par_iter().for_each(run);
+            }
+        });
+    }
+}
+
+/// `Op::Conv2d`: `x[n, ci, h, w], w[co, ci, kh, kw] -> y[n, co, oh, ow]`. With the packed
+/// kernel: the implicit GEMM (`implicit`); else im2col and [`gemm`] per image (or per block of
+/// output rows, `tiled`).
 pub fn conv2d(
     x: &[f32],
     x_shape: &[usize],
@@ -567,6 +919,11 @@ pub fn conv2d(
     );
     let (k, p) = (g.k(), g.p());
     let wv = view(w, g.co, k);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(cpu) = super::sgemm::Avx2Fma::detect() {
+        implicit::conv(cpu, &g, x, wv, y);
+        return;
+    }
     let chw = g.ci * g.h * g.w;
     if tiled(&g) {
         conv2d_tiled(&g, x, w, y);
@@ -603,6 +960,8 @@ pub fn conv2d(
 }
 
 /// `Op::Conv2dBackwardInput`: `dy[n, co, oh, ow], w[co, ci, kh, kw] -> dx[n, ci, in_h, in_w]`.
+/// With the packed kernel and stride 1: the implicit-GEMM forward convolution of `dy` with the
+/// flipped, transposed kernel (`Conv::transposed`); else `wᵀ · dy_i` and col2im per image.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward_input(
     dy: &[f32],
@@ -627,6 +986,34 @@ pub fn conv2d_backward_input(
         padding,
     );
     let (k, p) = (g.k(), g.p());
+    #[cfg(target_arch = "x86_64")]
+    if let Some(cpu) = super::sgemm::Avx2Fma::detect() {
+        if let Some(t) = g.transposed() {
+            // Stride 1: the forward convolution of `dy` with the flipped, transposed kernel.
+            let khw = g.kh * g.kw;
+            with_scratch(&SCRATCH_CALL, g.ci * g.co * khw, |wf| {
+                let flip = |c: usize, row: &mut [f32]| {
+                    for (o, d) in row.chunks_exact_mut(khw).enumerate() {
+                        let src = &w[(o * g.ci + c) * khw..][..khw];
+                        for (v, x) in d.iter_mut().zip(src.iter().rev()) {
+                            *v = *x;
+                        }
+                    }
+                };
+                if wf.len() < PAR_MIN {
+                    wf.chunks_mut(g.co * khw)
+                        .enumerate()
+                        .for_each(|(c, r)| flip(c, r));
+                } else {
+                    wf.par_chunks_mut(g.co * khw)
+                        .enumerate()
+                        .for_each(|(c, r)| flip(c, r));
+                }
+                implicit::conv(cpu, &t, dy, view(wf, g.ci, g.co * khw), dx);
+            });
+            return;
+        }
+    }
     let wt = view(w, g.co, k).reversed_axes();
     let chw = g.ci * g.h * g.w;
     let par = g.n < rayon::current_num_threads();
@@ -689,7 +1076,7 @@ fn group_images(
             for oy0 in (0..g.oh).step_by(rows) {
                 let oy1 = (oy0 + rows).min(g.oh);
                 let pt = (oy1 - oy0) * g.ow;
-                im2col_rows(g, xi, oy0, oy1, col);
+                im2col_rows_fast(g, xi, oy0, oy1, col);
                 let colv = view(col, k, pt).reversed_axes();
                 let dyt = dyi.slice(s![.., oy0 * g.ow..oy1 * g.ow]);
                 let beta = if first { 0.0 } else { 1.0 };
@@ -709,7 +1096,11 @@ fn group_images(
         let colv = if g.identity() {
             view(xi, k, p)
         } else {
-            im2col(g, xi, col);
+            if par {
+                im2col(g, xi, col);
+            } else {
+                im2col_rows_fast(g, xi, 0, g.oh, col);
+            }
             view(col, k, p)
         };
         let beta = if first { 0.0 } else { 1.0 };
@@ -790,8 +1181,21 @@ pub fn conv2d_backward_weight(
         group(0, dw);
         return;
     }
-    let mut partials = vec![0f32; (ngroups - 1) * wlen];
-    // Group 0 writes dw directly; the others their partial, all in parallel.
+    // Every partial is overwritten (each group's first product has beta = 0).
+    with_scratch(&SCRATCH_CALL, (ngroups - 1) * wlen, |partials| {
+        add_partials(dw, partials, wlen, &group)
+    });
+}
+
+/// The weight gradient's groups after the first: each into its part of `partials` (`wlen`
+/// floats each) while group 0 writes `dw`, all in parallel; then the partials added to `dw` in
+/// group order.
+fn add_partials(
+    dw: &mut [f32],
+    partials: &mut [f32],
+    wlen: usize,
+    group: &(impl Fn(usize, &mut [f32]) + Sync),
+) {
     rayon::join(
         || group(0, dw),
         || {

@@ -18,6 +18,12 @@
 //! block is written. Each thread keeps its packing buffers (at most about 4 MiB for `b` and
 //! 192 KiB for `a`) for the next call.
 //!
+//! Products that share one `a` (the weights of a convolution, image after image) can pack it
+//! once ([`PackedA`], the same blocks and panels as [`gemm`]) and run [`gemm_packed`] on the
+//! calling thread, for any set of `NR`-column panels of `b` that the caller packs itself (the
+//! implicit-GEMM convolutions of `super::linalg` pack them straight from the input image) and
+//! one output view per panel (the panels need not be one matrix).
+//!
 //! The blocking was measured on a 2-core Zen 4 (32 KiB L1d, 1 MiB L2 per core): a deep `KC`
 //! (the `b` panel streams from L2) means `c` is written once per 1024 steps instead of read
 //! back every 256, which beat the classic `KC = 256, MC = 144` by 3 to 5 % from 1024³ up.
@@ -27,7 +33,9 @@
 //! over the steps in order, then `c = alpha * acc + c` (the first block: `alpha * acc`, or
 //! `alpha * acc + beta * c` when `beta != 0`). Full blocks are written with vector
 //! instructions and edge blocks element by element, with the same IEEE operations (no
-//! contraction), so the position of an element in a block does not matter either. Results
+//! contraction), so the position of an element in a block does not matter either; and
+//! [`gemm_packed`] runs the same sequence (same blocks, same kernel), so how a product is cut
+//! into its calls, and which thread runs each, does not matter. Results
 //! differ in the last bits from the fallback's (another summation order); the choice between
 //! the two depends on the CPU and the shapes only (`par::set_avx2` does not switch it).
 
@@ -611,5 +619,119 @@ unsafe fn kernel<const A_ROWS: bool>(
                 }
             }
         }
+    }
+}
+
+/// An `m x k` matrix packed once for several products ([`gemm_packed`]), in the blocks of `KC`
+/// steps that [`gemm`] uses: block `p0` (`pk = min(KC, k - p0)` steps) starts at
+/// `p0 * m.next_multiple_of(MR)` and holds `m.div_ceil(MR)` panels of `MR x pk`, the last
+/// zero-padded (row after row when the source rows are contiguous, else step after step).
+pub struct PackedA<'s> {
+    data: &'s [f32],
+    m: usize,
+    k: usize,
+    rows: bool,
+}
+
+impl<'s> PackedA<'s> {
+    /// Floats of the packed form of an `m x k` matrix.
+    pub fn len(m: usize, k: usize) -> usize {
+        m.next_multiple_of(MR) * k
+    }
+
+    /// Packs `a` into `buf` (at least [`PackedA::len`] floats), in parallel over panels when
+    /// `par`.
+    pub fn new(a: ArrayView2<f32>, buf: &'s mut [f32], par: bool) -> PackedA<'s> {
+        let (m, k) = a.dim();
+        let mp = m.div_ceil(MR);
+        let rows = a.strides()[1] == 1;
+        let buf = &mut buf[..Self::len(m, k)];
+        let mut panels = Vec::with_capacity(mp * k.div_ceil(KC));
+        let mut rest = &mut *buf;
+        for p0 in (0..k).step_by(KC) {
+            let pk = KC.min(k - p0);
+            for ip in 0..mp {
+                let (dst, tail) = rest.split_at_mut(MR * pk);
+                rest = tail;
+                panels.push((p0, ip, dst));
+            }
+        }
+        let pack = |(p0, ip, dst): (usize, usize, &mut [f32])| {
+            let pk = dst.len() / MR;
+            let src = a.slice(s![ip * MR..(ip * MR + MR).min(m), p0..p0 + pk]);
+            if rows {
+                pack_rows(src, dst);
+            } else {
+                pack_panel::<MR>(src, dst);
+            }
+        };
+        if par {
+            panels.into_par_iter().for_each(pack);
+        } else {
+            panels.into_iter().for_each(pack);
+        }
+        PackedA {
+            data: buf,
+            m,
+            k,
+            rows,
+        }
+    }
+
+    /// Panels of `MR` rows.
+    pub fn panels(&self) -> usize {
+        self.m.div_ceil(MR)
+    }
+
+    /// Panel `ip` of the block of steps starting at `p0` (`pk` steps).
+    fn panel(&self, p0: usize, pk: usize, ip: usize) -> &[f32] {
+        let at = p0 * self.m.next_multiple_of(MR) + ip * MR * pk;
+        &self.data[at..at + MR * pk]
+    }
+}
+
+/// `c = alpha * a · b + beta * c` on the calling thread for the rows of the panels `panels` of
+/// a packed `a` and a `b` of `k` rows that `pack_b` packs block by block: `pack_b(p0, pk, dst)`
+/// writes steps `p0..p0 + pk` of its `c.len()` panels of `NR` columns into `dst` (`pk x NR`
+/// per panel, row after row, panel after panel, zero past the last column). `c[q]` is the
+/// output of panel `q`: the selected rows by at most `NR` columns (any strides). Each element
+/// is computed as in [`gemm`] (the same blocks of `KC` steps, the same kernel), so the result
+/// does not depend on how a product is cut into calls.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_packed(
+    cpu: Avx2Fma,
+    alpha: f32,
+    a: &PackedA,
+    panels: std::ops::Range<usize>,
+    mut pack_b: impl FnMut(usize, usize, &mut [f32]),
+    beta: f32,
+    c: &mut [ArrayViewMut2<f32>],
+) {
+    let k = a.k;
+    let rows = (panels.end * MR).min(a.m).saturating_sub(panels.start * MR);
+    assert!(panels.end <= a.panels() && c.iter().all(|v| v.nrows() == rows && v.ncols() <= NR));
+    if c.iter_mut().all(|v| super::linalg::degenerate(k, beta, v)) {
+        return;
+    }
+    let np = c.len();
+    for p0 in (0..k).step_by(KC) {
+        let pk = KC.min(k - p0);
+        with_buffer(&PACKED_B, pk * NR * np, |bp| {
+            pack_b(p0, pk, bp);
+            let tiles: Vec<usize> = panels.clone().step_by(MC / MR).collect();
+            for t0 in tiles {
+                let t1 = (t0 + MC / MR).min(panels.end);
+                for (cq, bpanel) in c.iter_mut().zip(bp.chunks_exact(pk * NR)) {
+                    if cq.ncols() == 0 {
+                        continue;
+                    }
+                    for ip in t0..t1 {
+                        let at = ((ip - panels.start) * MR, 0);
+                        let ap = a.panel(p0, pk, ip);
+                        micro(cpu, pk, ap, a.rows, bpanel, cq, at, alpha, beta, p0 == 0);
+                    }
+                }
+            }
+        });
     }
 }

@@ -527,6 +527,122 @@ fn conv2d_and_its_gradients_match_naive_loops() {
     }
 }
 
+/// Shapes for the implicit-GEMM convolutions (`linalg::implicit`): pixel counts that are not
+/// multiples of the 16-pixel panels, output channels that are not multiples of the 6-row
+/// panels, more than one block of 1024 steps, tasks covering several images and images cut
+/// between tasks, strides 1 to 3, non-square kernels and both paddings.
+fn implicit_conv_cases() -> Vec<ConvCase> {
+    let c = |n, ci, h, w, co, kh, kw, stride, padding| ConvCase {
+        n,
+        ci,
+        h,
+        w,
+        co,
+        kh,
+        kw,
+        stride,
+        padding,
+    };
+    vec![
+        c(5, 7, 9, 11, 13, 3, 3, 1, Padding::Same),  // p = 99
+        c(3, 120, 6, 5, 7, 3, 3, 1, Padding::Same),  // k = 1080: two blocks of steps
+        c(3, 5, 13, 9, 8, 3, 3, 2, Padding::Valid),  // strided, valid
+        c(2, 4, 10, 7, 9, 1, 1, 2, Padding::Same),   // 1x1, strided
+        c(3, 6, 8, 8, 10, 1, 1, 1, Padding::Valid),  // 1x1, stride 1
+        c(7, 3, 4, 4, 5, 3, 3, 1, Padding::Valid),   // 4 pixels: many images per task
+        c(2, 6, 33, 70, 11, 3, 3, 1, Padding::Same), // images cut between tasks
+        c(2, 3, 9, 9, 4, 2, 3, 1, Padding::Valid),   // non-square kernel
+        c(2, 3, 11, 10, 5, 5, 5, 1, Padding::Same),  // 5x5
+        c(1, 2, 3, 3, 2, 5, 5, 3, Padding::Same),    // kernel larger than the input
+        c(1, 16, 8, 8, 40, 3, 3, 1, Padding::Same),  // one task: rows split into parts
+        c(3, 4, 12, 12, 6, 3, 3, 3, Padding::Valid), // stride 3
+    ]
+}
+
+#[test]
+fn implicit_conv2d_and_its_gradients_match_naive_loops() {
+    let mut rng = Rng(5);
+    for c in implicit_conv_cases() {
+        let (oh, ow, _, _) = geometry(&c);
+        let xs = [c.n, c.ci, c.h, c.w];
+        let ws = [c.co, c.ci, c.kh, c.kw];
+        let ys = [c.n, c.co, oh, ow];
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -1.0, 1.0);
+        let dy = rng.vec(ys.iter().product(), -1.0, 1.0);
+        let mut y = vec![0f64; dy.len()];
+        let mut dx = vec![0f64; x.len()];
+        let mut dw = vec![0f64; w.len()];
+        conv_terms(&c, |xi, wi, yi| {
+            y[yi] += x[xi] as f64 * w[wi] as f64;
+            dx[xi] += dy[yi] as f64 * w[wi] as f64;
+            dw[wi] += dy[yi] as f64 * x[xi] as f64;
+        });
+        let (stride, padding) = (c.stride, c.padding);
+        let got = ev(&Op::Conv2d { stride, padding }, &[(&x, &xs), (&w, &ws)]);
+        assert_close(&got[0], &y, 1e-5);
+        let op = Op::Conv2dBackwardInput {
+            stride,
+            padding,
+            in_h: c.h,
+            in_w: c.w,
+        };
+        let got = ev(&op, &[(&dy, &ys), (&w, &ws)]);
+        assert_close(&got[0], &dx, 1e-5);
+        let op = Op::Conv2dBackwardWeight {
+            stride,
+            padding,
+            kh: c.kh,
+            kw: c.kw,
+        };
+        let got = ev(&op, &[(&x, &xs), (&dy, &ys)]);
+        assert_close(&got[0], &dw, 1e-5);
+    }
+}
+
+#[test]
+fn implicit_convs_are_bitwise_the_same_on_any_thread_count() {
+    let mut rng = Rng(17);
+    for c in implicit_conv_cases() {
+        let (oh, ow, _, _) = geometry(&c);
+        let xs = [c.n, c.ci, c.h, c.w];
+        let ws = [c.co, c.ci, c.kh, c.kw];
+        let ys = [c.n, c.co, oh, ow];
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -1.0, 1.0);
+        let dy = rng.vec(ys.iter().product(), -1.0, 1.0);
+        let (stride, padding) = (c.stride, c.padding);
+        let all = || {
+            let mut out = ev(&Op::Conv2d { stride, padding }, &[(&x, &xs), (&w, &ws)]);
+            let op = Op::Conv2dBackwardInput {
+                stride,
+                padding,
+                in_h: c.h,
+                in_w: c.w,
+            };
+            out.extend(ev(&op, &[(&dy, &ys), (&w, &ws)]));
+            out
+        };
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(all)
+        };
+        let one = run(1);
+        for t in [2, 3, 5] {
+            let other = run(t);
+            for (a, b) in one.iter().zip(&other) {
+                assert!(
+                    a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{xs:?} {ws:?} stride {stride}: 1 and {t} threads differ"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn conv2d_known_values() {
     // A 3x3 all-ones kernel over a 3x3 image of 1..9, Same padding: neighbourhood sums.

@@ -901,6 +901,27 @@ mod implicit {
     }
 }
 
+thread_local! {
+    static GENERIC_CONVS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes the convolutions called from this thread take the generic path (im2col and [`gemm`],
+/// what CPUs without AVX2 and FMA run) instead of the implicit GEMM (`true`), or go back to the
+/// default (`false`). For tests and timing: it keeps the generic path tested on x86-64.
+pub fn set_generic_convs(on: bool) {
+    GENERIC_CONVS.with(|g| g.set(on));
+}
+
+/// The CPU features of the implicit-GEMM convolutions, unless this thread asked for the
+/// generic path ([`set_generic_convs`]).
+#[cfg(target_arch = "x86_64")]
+fn implicit_cpu() -> Option<super::sgemm::Avx2Fma> {
+    if GENERIC_CONVS.with(|g| g.get()) {
+        return None;
+    }
+    super::sgemm::Avx2Fma::detect()
+}
+
 /// `Op::Conv2d`: `x[n, ci, h, w], w[co, ci, kh, kw] -> y[n, co, oh, ow]`. With the packed
 /// kernel: the implicit GEMM (`implicit`); else im2col and [`gemm`] per image (or per block of
 /// output rows, `tiled`).
@@ -920,7 +941,7 @@ pub fn conv2d(
     let (k, p) = (g.k(), g.p());
     let wv = view(w, g.co, k);
     #[cfg(target_arch = "x86_64")]
-    if let Some(cpu) = super::sgemm::Avx2Fma::detect() {
+    if let Some(cpu) = implicit_cpu() {
         implicit::conv(cpu, &g, x, wv, y);
         return;
     }
@@ -987,7 +1008,7 @@ pub fn conv2d_backward_input(
     );
     let (k, p) = (g.k(), g.p());
     #[cfg(target_arch = "x86_64")]
-    if let Some(cpu) = super::sgemm::Avx2Fma::detect() {
+    if let Some(cpu) = implicit_cpu() {
         if let Some(t) = g.transposed() {
             // Stride 1: the forward convolution of `dy` with the flipped, transposed kernel.
             let khw = g.kh * g.kw;

@@ -561,6 +561,18 @@ fn implicit_conv_cases() -> Vec<ConvCase> {
 
 #[test]
 fn implicit_conv2d_and_its_gradients_match_naive_loops() {
+    conv2d_and_gradients_match_naive_loops();
+}
+
+/// The generic convolutions (im2col and GEMM: CPUs without AVX2 and FMA) on the same cases.
+#[test]
+fn generic_conv2d_and_its_gradients_match_naive_loops() {
+    super::linalg::set_generic_convs(true);
+    conv2d_and_gradients_match_naive_loops();
+    super::linalg::set_generic_convs(false);
+}
+
+fn conv2d_and_gradients_match_naive_loops() {
     let mut rng = Rng(5);
     for c in implicit_conv_cases() {
         let (oh, ow, _, _) = geometry(&c);

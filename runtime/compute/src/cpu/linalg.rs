@@ -6,8 +6,16 @@
 //! transposed kernel, `Conv::transposed`) are implicit GEMMs (`implicit`): the weights are
 //! packed once per call and shared by every image, and the `b` panels are packed straight from
 //! a zero-padded window of the input rows, with no im2col matrix and no col2im. The weight
-//! gradient and strided input gradients keep im2col/col2im around [`gemm`] (the weight
-//! gradient's im2col also copies from such a window: the same values, fewer branches).
+//! gradient (with at least [`DW_IMPLICIT_MIN_CO`] output channels) is computed transposed,
+//! `dwᵀ[k, co] = im2col(x)[k, n p] · dyᵀ[n p, co]` over the pixels of all images at once
+//! (`implicit::backward_weight`): the `a` panels (`MR` im2col rows over a block of pixels) are
+//! copied straight from such windows (a run of pixels on one output row is a run of a window
+//! row), the `b` panels are 8 x 8 transposes of the `dy` rows, and the rows of `dwᵀ` are split
+//! between threads (plus two groups of pixel blocks, as partial sums added in order, where
+//! there are more pixels than rows), so no im2col matrix, no transposed packing of it and no
+//! per-image partial sums; `dwᵀ` is transposed into `dw` at the end. Strided input gradients
+//! and narrower weight gradients keep im2col/col2im around [`gemm`] (the weight gradient's
+//! im2col also copies from such a window: the same values, fewer branches).
 //!
 //! Every product goes through [`gemm`]. Where the CPU has AVX2 and FMA, products that are not
 //! tiny ([`Kernel::Auto`]) run the packed kernel of `super::sgemm` (x86-64 only); the others
@@ -601,19 +609,25 @@ impl SendPtr {
 /// the input rows they read into a zero-padded window (its scratch) and packs the `b` panels of
 /// each block of steps straight from that window. Every output element is the kernel's
 /// sequence of operations for its blocks of `KC` steps (fixed by `k`), whatever the tasks, so
-/// how the work is cut (which may depend on the thread count) does not change a bit.
+/// how the work is cut (which may depend on the thread count) does not change a bit. The weight
+/// gradient (`backward_weight`) packs `a` from such windows instead (see the module docs).
 #[cfg(target_arch = "x86_64")]
 mod implicit {
-    use super::super::sgemm::{gemm_packed, Avx2Fma, PackedA, KC, NR};
-    use super::{with_scratch, Conv, SendPtr, SCRATCH_A, TILE};
+    use super::super::sgemm::{
+        gemm_packed, micro_rows, pack_columns, Avx2Fma, PackedA, KC, MC, MR, NR,
+    };
+    use super::{with_scratch, Conv, SendPtr, SCRATCH_A, SCRATCH_CALL, TILE};
     use ndarray::{ArrayViewMut2, ShapeBuilder};
     use rayon::prelude::*;
     use std::arch::x86_64::{_mm256_loadu_ps, _mm256_storeu_ps};
     use std::cell::Cell;
+    use std::ops::Range;
 
     thread_local! {
         static SCRATCH_W: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
         static SCRATCH_WIN: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+        static SCRATCH_DWA: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+        static SCRATCH_DWB: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
     }
 
     /// Panels of `NR` output pixels per task (a function of the shapes): the packed `b` block
@@ -734,6 +748,258 @@ mod implicit {
                     base += plane - g.kh * wp;
                 }
             }
+        }
+    }
+
+    /// Floats of packed `dyᵀ` per block of the weight gradient, about (`steps x co`).
+    const DW_B: usize = 1 << 17;
+    /// Weight gradients below this many flops run on the calling thread.
+    const DW_PAR_FLOPS: usize = 1 << 23;
+    /// Row parts per thread of the weight gradient.
+    const DW_PARTS: usize = 1;
+    /// Groups of blocks (partial sums) of the weight gradient where there are many pixels.
+    const DW_GROUPS: usize = 2;
+
+    /// Steps (pixels) per block of the weight gradient (a function of the shapes): the packed
+    /// `dyᵀ` block (`steps x co`) stays under [`DW_B`] floats.
+    fn dw_steps(g: &Conv) -> usize {
+        (DW_B / g.co.next_multiple_of(NR)).clamp(64, KC) / 8 * 8
+    }
+
+    /// `d = src` (the same length, any): vector moves of 8 floats, the last one overlapping the
+    /// one before where the length is not a multiple of 8.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn copy_run(d: &mut [f32], src: &[f32]) {
+        let n = d.len();
+        assert_eq!(n, src.len());
+        if n < 8 {
+            d.copy_from_slice(src);
+            return;
+        }
+        let (dp, sp) = (d.as_mut_ptr(), src.as_ptr());
+        // SAFETY: every access is 8 floats at an offset `o <= n - 8` of slices of `n` floats.
+        unsafe {
+            let mut o = 0;
+            while o + 8 <= n {
+                _mm256_storeu_ps(dp.add(o), _mm256_loadu_ps(sp.add(o)));
+                o += 8;
+            }
+            if o < n {
+                _mm256_storeu_ps(dp.add(n - 8), _mm256_loadu_ps(sp.add(n - 8)));
+            }
+        }
+    }
+
+    /// The weight gradient on the packed kernel: `dw[co, k] = dy[co, n p] · im2col(x)[k, n p]ᵀ`
+    /// over all images, computed as its transpose `dwᵀ = im2col(x) · dyᵀ` (see
+    /// [`dw_rows`]) in whole-call scratch, then transposed into `dw`. The rows of `dwᵀ` (panels of
+    /// `MR` im2col rows) are split between tasks, each computing its rows completely (no
+    /// partial sums); each element is the kernel's sequence over the blocks of
+    /// [`dw_steps`] pixels (a function of the shapes), whatever the split.
+    pub(super) fn backward_weight(cpu: Avx2Fma, g: &Conv, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+        let (k, p) = (g.k(), g.p());
+        let total = g.n * p;
+        let dw = &mut dw[..g.co * k];
+        if dw.is_empty() {
+            return;
+        }
+        if total == 0 {
+            dw.fill(0.0);
+            return;
+        }
+        let mp = k.div_ceil(MR);
+        let kc = dw_steps(g);
+        let nb = total.div_ceil(kc);
+        // Two groups of blocks (partial sums) where packing `dyᵀ` once more for another part
+        // of the rows would cost more than adding a partial (a function of the shapes).
+        let groups = if total > k { DW_GROUPS.min(nb) } else { 1 };
+        let flops = 2usize.saturating_mul(g.co * k).saturating_mul(total);
+        let parts = if flops < DW_PAR_FLOPS {
+            1
+        } else {
+            (rayon::current_num_threads() * DW_PARTS)
+                .div_ceil(groups)
+                .clamp(1, mp)
+        };
+        let co = g.co;
+        let wlen = k * co;
+        with_scratch(&SCRATCH_CALL, groups * wlen, |dwt| {
+            let mut chunks = Vec::with_capacity(groups * parts);
+            for (gi, mut rest) in dwt.chunks_exact_mut(wlen).enumerate() {
+                let blocks = gi * nb / groups..(gi + 1) * nb / groups;
+                for i in 0..parts {
+                    let (pa, pb) = (i * mp / parts, (i + 1) * mp / parts);
+                    let rows = (pb * MR).min(k) - (pa * MR).min(k);
+                    let (c, r) = rest.split_at_mut(rows * co);
+                    rest = r;
+                    chunks.push((blocks.clone(), pa..pb, c));
+                }
+            }
+            let run = |(blocks, panels, out): (Range<usize>, Range<usize>, &mut [f32])| {
+                if !panels.is_empty() {
+                    dw_rows(cpu, g, x, dy, blocks, panels, out);
+                }
+            };
+            if flops < DW_PAR_FLOPS {
+                chunks.into_iter().for_each(run);
+            } else {
+                chunks.into_par_iter().for_each(run);
+            }
+            // dw[o, r] = the sum of the groups' dwᵀ[r, o] in group order, 16 rows of `dw` at a
+            // time.
+            let (dwt, partials) = dwt.split_at(wlen);
+            let sum = [0f32; 16];
+            let rows16 = |o0: usize, d: &mut [f32]| {
+                let m = d.len() / k;
+                let mut sum = sum;
+                for r in 0..k {
+                    let sum = &mut sum[..m];
+                    sum.copy_from_slice(&dwt[r * co + o0..][..m]);
+                    for part in partials.chunks_exact(wlen) {
+                        for (v, &x) in sum.iter_mut().zip(&part[r * co + o0..]) {
+                            *v += x;
+                        }
+                    }
+                    for (o, &v) in sum.iter().enumerate() {
+                        d[o * k + r] = v;
+                    }
+                }
+            };
+            if dw.len() < super::PAR_MIN {
+                for (b, d) in dw.chunks_mut(16 * k).enumerate() {
+                    rows16(16 * b, d);
+                }
+            } else {
+                dw.par_chunks_mut(16 * k)
+                    .enumerate()
+                    .for_each(|(b, d)| rows16(16 * b, d));
+            }
+        });
+    }
+
+    /// Rows `panels` (panels of `MR` im2col rows `(c, i, j)`) of `dwᵀ[k, co] = im2col(x) · dyᵀ`
+    /// into `out` (those rows, `co` floats each), on the calling thread. For each block of
+    /// [`dw_steps`] pixels (the pixels of all images in order, a block may straddle images):
+    /// the input rows the block reads (of the channels of these rows only) are copied into
+    /// zero-padded windows, `dyᵀ` is packed into `b` panels of `NR` output channels (8 x 8
+    /// transposes of the `dy` rows), and each tile of `MC` rows of `a` is packed straight from
+    /// the windows (an im2col row over a run of pixels is a run of a window row) and swept
+    /// against every `b` panel.
+    fn dw_rows(
+        cpu: Avx2Fma,
+        g: &Conv,
+        x: &[f32],
+        dy: &[f32],
+        blocks: Range<usize>,
+        panels: Range<usize>,
+        out: &mut [f32],
+    ) {
+        let (k, p, co) = (g.k(), g.p(), g.co);
+        let (khw, chw) = (g.kh * g.kw, g.ci * g.h * g.w);
+        let total = g.n * p;
+        let kc = dw_steps(g);
+        let (r0, r1) = (panels.start * MR, (panels.end * MR).min(k));
+        let (c_lo, c_hi) = (r0 / khw, (r1 - 1) / khw + 1);
+        let nc = c_hi - c_lo;
+        let (wp, s) = (wp(g), g.stride);
+        let np = co.div_ceil(NR);
+        let mut cv = ndarray::ArrayViewMut2::from_shape((r1 - r0, co), out).expect("rows x co");
+        // The channels `c_lo..c_hi` of the input, as a convolution of their own.
+        let gc = Conv { ci: nc, ..*g };
+        let own = g.identity();
+        let mut segs = Vec::new();
+        let mut runs = Vec::new();
+        for bi in blocks.clone() {
+            let t0 = bi * kc;
+            let bl = kc.min(total - t0);
+            // Segments (image, pixels pix0..pix1, offset in the block, window rows y0..y0 + rows
+            // at `at`) and their runs of pixels on one output row (offset in the block, length,
+            // window offset of the first pixel for kernel offset (c_lo, 0, 0), channel plane).
+            segs.clear();
+            runs.clear();
+            let mut at = 0;
+            let mut t = t0;
+            while t < t0 + bl {
+                let (img, pix0) = (t / p, t % p);
+                let pix1 = p.min(pix0 + t0 + bl - t);
+                let (oy0, oy1) = (pix0 / g.ow, (pix1 - 1) / g.ow + 1);
+                let (y0, rows) = (oy0 * s, (oy1 - 1 - oy0) * s + g.kh);
+                segs.push((img, pix0, pix1, t - t0, y0, rows, at));
+                if own {
+                    // 1x1, stride 1, unpadded: the im2col rows are the input rows.
+                    runs.push((t - t0, pix1 - pix0, img * chw + c_lo * p + pix0, p));
+                    t += pix1 - pix0;
+                    continue;
+                }
+                let mut pix = pix0;
+                while pix < pix1 {
+                    let (oy, ox) = (pix / g.ow, pix % g.ow);
+                    let len = (g.ow - ox).min(pix1 - pix);
+                    let w0 = at + (oy * s - y0) * wp + ox * s;
+                    runs.push((t - t0 + pix - pix0, len, w0, rows * wp));
+                    pix += len;
+                }
+                at += nc * rows * wp;
+                t += pix1 - pix0;
+            }
+            with_scratch(&SCRATCH_A, at, |win| {
+                for &(img, _, _, _, y0, rows, wat) in segs.iter().filter(|_| !own) {
+                    let xi = &x[img * chw + c_lo * g.h * g.w..(img + 1) * chw];
+                    // SAFETY: `cpu` proves AVX2.
+                    unsafe { fill_window(&gc, xi, y0, rows, &mut win[wat..]) };
+                }
+                with_scratch(&SCRATCH_DWB, np * bl * NR, |bp| {
+                    for (jp, dst) in bp.chunks_exact_mut(bl * NR).enumerate() {
+                        let (o0, o1) = (jp * NR, (jp * NR + NR).min(co));
+                        for &(img, pix0, pix1, d0, ..) in &segs {
+                            let len = pix1 - pix0;
+                            let mut rows: [&[f32]; NR] = [&[]; NR];
+                            for (r, o) in rows.iter_mut().zip(o0..o1) {
+                                *r = &dy[(img * co + o) * p + pix0..][..len];
+                            }
+                            let d = &mut dst[d0 * NR..(d0 + len) * NR];
+                            pack_columns(cpu, &rows[..o1 - o0], len, d);
+                        }
+                    }
+                    with_scratch(&SCRATCH_DWA, MC * bl, |ap| {
+                        for t0 in panels.clone().step_by(MC / MR) {
+                            let t1 = (t0 + MC / MR).min(panels.end);
+                            let ap = &mut ap[..(t1 - t0) * MR * bl];
+                            for (row, d) in ap.chunks_exact_mut(bl).enumerate() {
+                                let r = t0 * MR + row;
+                                if r >= k {
+                                    d.fill(0.0);
+                                    continue;
+                                }
+                                let src = if own { x } else { &*win };
+                                let (c, i, j) = (r / khw, (r / g.kw) % g.kh, r % g.kw);
+                                let off = i * wp + j;
+                                for &(o, len, w0, plane) in &runs {
+                                    let src = &src[w0 + (c - c_lo) * plane + off..];
+                                    let dr = &mut d[o..o + len];
+                                    if s == 1 {
+                                        // SAFETY: `cpu` proves AVX2.
+                                        unsafe { copy_run(dr, &src[..len]) };
+                                    } else {
+                                        for (v, x) in dr.iter_mut().zip(src.iter().step_by(s)) {
+                                            *v = *x;
+                                        }
+                                    }
+                                }
+                            }
+                            let ap = &*ap;
+                            for (jp, bpanel) in bp.chunks_exact(bl * NR).enumerate() {
+                                for (ip, apanel) in ap.chunks_exact(MR * bl).enumerate() {
+                                    let at = ((t0 + ip - panels.start) * MR, jp * NR);
+                                    let first = bi == blocks.start;
+                                    micro_rows(cpu, bl, apanel, bpanel, &mut cv, at, first);
+                                }
+                            }
+                        }
+                    });
+                });
+            });
         }
     }
 
@@ -1138,13 +1404,18 @@ fn group_images(
     }
 }
 
+/// Output channels from which the weight gradient runs `implicit::backward_weight` (where the
+/// packed kernel runs); narrower ones waste most of its `NR`-column panels.
+const DW_IMPLICIT_MIN_CO: usize = 8;
+
 /// Floats of per-group partial weight gradients held at once in the weight gradient.
 const PARTIAL_BUDGET: usize = 1 << 22;
 
 /// `Op::Conv2dBackwardWeight`: `x[n, ci, h, w], dy[n, co, oh, ow] -> dw[co, ci, kh, kw]`,
-/// the sum over images of `dy_i · im2col(x_i)ᵀ`. Images are split into contiguous groups (a
-/// function of the shapes); each group accumulates its images in order and the group
-/// partials are added in order.
+/// the sum over images of `dy_i · im2col(x_i)ᵀ`. With the packed kernel and at least
+/// [`DW_IMPLICIT_MIN_CO`] output channels: `implicit::backward_weight`. Else images are split
+/// into contiguous groups (a function of the shapes); each group accumulates its images in
+/// order and the group partials are added in order.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward_weight(
     x: &[f32],
@@ -1173,6 +1444,13 @@ pub fn conv2d_backward_weight(
     let dw = &mut dw[..wlen];
     if wlen == 0 {
         return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(cpu) = implicit_cpu() {
+        if g.co >= DW_IMPLICIT_MIN_CO {
+            implicit::backward_weight(cpu, &g, x, dy, dw);
+            return;
+        }
     }
     let groups = (PARTIAL_BUDGET / wlen).clamp(1, g.n.max(1));
     let per_group = g.n.div_ceil(groups).max(1);

@@ -22,7 +22,9 @@
 //! once ([`PackedA`], the same blocks and panels as [`gemm`]) and run [`gemm_packed`] on the
 //! calling thread, for any set of `NR`-column panels of `b` that the caller packs itself (the
 //! implicit-GEMM convolutions of `super::linalg` pack them straight from the input image) and
-//! one output view per panel (the panels need not be one matrix).
+//! one output view per panel (the panels need not be one matrix). Callers that pack both
+//! operands themselves (the weight gradient of `super::linalg`) run the register kernel on
+//! their panels with [`micro_rows`], and can pack `b` panels from rows with [`pack_columns`].
 //!
 //! The blocking was measured on a 2-core Zen 4 (32 KiB L1d, 1 MiB L2 per core): a deep `KC`
 //! (the `b` panel streams from L2) means `c` is written once per 1024 steps instead of read
@@ -734,4 +736,29 @@ pub fn gemm_packed(
             }
         });
     }
+}
+
+/// `c = a · b`, or `c = a · b + c` unless `first`, for the register block of `c` at `at`
+/// (up to `MR x NR`, any strides): `a` one panel of `MR` rows packed row after row
+/// (`a[r * kc + p]`, `kc * MR` floats), `b` one panel of `NR` columns (`b[p * NR + j]`,
+/// `kc * NR` floats). The same kernel and operations as [`gemm`]'s, for callers that pack
+/// both operands themselves.
+pub fn micro_rows(
+    cpu: Avx2Fma,
+    kc: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut ArrayViewMut2<f32>,
+    at: (usize, usize),
+    first: bool,
+) {
+    micro(cpu, kc, a, true, b, c, at, 1.0, 0.0, first);
+}
+
+/// Packs `rows.len() <= NR` rows of at least `kc` floats as one `kc x NR` panel of `b`:
+/// `dst[p * NR + r] = rows[r][p]`, zero for the missing rows (8 x 8 register transposes).
+pub fn pack_columns(cpu: Avx2Fma, rows: &[&[f32]], kc: usize, dst: &mut [f32]) {
+    let _: Avx2Fma = cpu;
+    // SAFETY: `cpu` proves AVX2.
+    unsafe { pack_transposed(rows, kc, dst) }
 }

@@ -556,6 +556,13 @@ fn implicit_conv_cases() -> Vec<ConvCase> {
         c(1, 2, 3, 3, 2, 5, 5, 3, Padding::Same),    // kernel larger than the input
         c(1, 16, 8, 8, 40, 3, 3, 1, Padding::Same),  // one task: rows split into parts
         c(3, 4, 12, 12, 6, 3, 3, 3, Padding::Valid), // stride 3
+        // Weight gradient (`implicit::backward_weight`): two groups of blocks of pixels and
+        // parts of rows in parallel; rows in parallel, one group; blocks of 816 pixels
+        // straddling images; strided, a block starting inside an output row.
+        c(3, 16, 20, 30, 24, 3, 3, 1, Padding::Same),
+        c(4, 96, 7, 7, 48, 3, 3, 1, Padding::Same),
+        c(2, 8, 30, 30, 160, 3, 3, 1, Padding::Same),
+        c(2, 4, 50, 46, 160, 3, 3, 2, Padding::Same),
     ]
 }
 
@@ -633,6 +640,13 @@ fn implicit_convs_are_bitwise_the_same_on_any_thread_count() {
                 in_w: c.w,
             };
             out.extend(ev(&op, &[(&dy, &ys), (&w, &ws)]));
+            let op = Op::Conv2dBackwardWeight {
+                stride,
+                padding,
+                kh: c.kh,
+                kw: c.kw,
+            };
+            out.extend(ev(&op, &[(&x, &xs), (&dy, &ys)]));
             out
         };
         let run = |threads: usize| {

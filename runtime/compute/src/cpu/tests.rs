@@ -488,43 +488,7 @@ fn conv_terms(c: &ConvCase, mut f: impl FnMut(usize, usize, usize)) {
 
 #[test]
 fn conv2d_and_its_gradients_match_naive_loops() {
-    let mut rng = Rng(3);
-    for c in conv_cases() {
-        let (oh, ow, _, _) = geometry(&c);
-        let xs = [c.n, c.ci, c.h, c.w];
-        let ws = [c.co, c.ci, c.kh, c.kw];
-        let ys = [c.n, c.co, oh, ow];
-        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
-        let w = rng.vec(ws.iter().product(), -1.0, 1.0);
-        let dy = rng.vec(ys.iter().product(), -1.0, 1.0);
-        let mut y = vec![0f64; dy.len()];
-        let mut dx = vec![0f64; x.len()];
-        let mut dw = vec![0f64; w.len()];
-        conv_terms(&c, |xi, wi, yi| {
-            y[yi] += x[xi] as f64 * w[wi] as f64;
-            dx[xi] += dy[yi] as f64 * w[wi] as f64;
-            dw[wi] += dy[yi] as f64 * x[xi] as f64;
-        });
-        let (stride, padding) = (c.stride, c.padding);
-        let got = ev(&Op::Conv2d { stride, padding }, &[(&x, &xs), (&w, &ws)]);
-        assert_close(&got[0], &y, 1e-5);
-        let op = Op::Conv2dBackwardInput {
-            stride,
-            padding,
-            in_h: c.h,
-            in_w: c.w,
-        };
-        let got = ev(&op, &[(&dy, &ys), (&w, &ws)]);
-        assert_close(&got[0], &dx, 1e-5);
-        let op = Op::Conv2dBackwardWeight {
-            stride,
-            padding,
-            kh: c.kh,
-            kw: c.kw,
-        };
-        let got = ev(&op, &[(&x, &xs), (&dy, &ys)]);
-        assert_close(&got[0], &dw, 1e-5);
-    }
+    match_naive_loops(conv_cases(), 3);
 }
 
 /// Shapes for the implicit-GEMM convolutions (`linalg::implicit`): pixel counts that are not
@@ -568,20 +532,23 @@ fn implicit_conv_cases() -> Vec<ConvCase> {
 
 #[test]
 fn implicit_conv2d_and_its_gradients_match_naive_loops() {
-    conv2d_and_gradients_match_naive_loops();
+    match_naive_loops(implicit_conv_cases(), 5);
 }
 
 /// The generic convolutions (im2col and GEMM: CPUs without AVX2 and FMA) on the same cases.
 #[test]
 fn generic_conv2d_and_its_gradients_match_naive_loops() {
     super::linalg::set_generic_convs(true);
-    conv2d_and_gradients_match_naive_loops();
+    match_naive_loops(conv_cases(), 3);
+    match_naive_loops(implicit_conv_cases(), 5);
     super::linalg::set_generic_convs(false);
 }
 
-fn conv2d_and_gradients_match_naive_loops() {
-    let mut rng = Rng(5);
-    for c in implicit_conv_cases() {
+/// The three convolutions of every case (on the calling thread's choice of path) against f64
+/// loops over every term.
+fn match_naive_loops(cases: Vec<ConvCase>, seed: u64) {
+    let mut rng = Rng(seed);
+    for c in cases {
         let (oh, ow, _, _) = geometry(&c);
         let xs = [c.n, c.ci, c.h, c.w];
         let ws = [c.co, c.ci, c.kh, c.kw];

@@ -418,18 +418,35 @@ struct ConvCase {
     padding: Padding,
 }
 
+impl ConvCase {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        n: usize,
+        ci: usize,
+        h: usize,
+        w: usize,
+        co: usize,
+        kh: usize,
+        kw: usize,
+        stride: usize,
+        padding: Padding,
+    ) -> ConvCase {
+        ConvCase {
+            n,
+            ci,
+            h,
+            w,
+            co,
+            kh,
+            kw,
+            stride,
+            padding,
+        }
+    }
+}
+
 fn conv_cases() -> Vec<ConvCase> {
-    let c = |n, ci, h, w, co, kh, kw, stride, padding| ConvCase {
-        n,
-        ci,
-        h,
-        w,
-        co,
-        kh,
-        kw,
-        stride,
-        padding,
-    };
+    let c = ConvCase::new;
     vec![
         c(2, 3, 5, 6, 4, 3, 3, 1, Padding::Same),
         c(2, 2, 7, 5, 3, 3, 3, 2, Padding::Same),
@@ -496,17 +513,7 @@ fn conv2d_and_its_gradients_match_naive_loops() {
 /// panels, more than one block of 1024 steps, tasks covering several images and images cut
 /// between tasks, strides 1 to 3, non-square kernels and both paddings.
 fn implicit_conv_cases() -> Vec<ConvCase> {
-    let c = |n, ci, h, w, co, kh, kw, stride, padding| ConvCase {
-        n,
-        ci,
-        h,
-        w,
-        co,
-        kh,
-        kw,
-        stride,
-        padding,
-    };
+    let c = ConvCase::new;
     vec![
         c(5, 7, 9, 11, 13, 3, 3, 1, Padding::Same),  // p = 99
         c(3, 120, 6, 5, 7, 3, 3, 1, Padding::Same),  // k = 1080: two blocks of steps

@@ -48,7 +48,8 @@ const INV_SQRT_2PI: f32 = 0.3989423;
 fn act(v: f32) -> f32 {
     switch p.kind {
         case 0u: {
-            return max(v, 0.0);
+            // Not max(v, 0.0): that may turn NaN into 0 and hide it from the loss.
+            return select(v, 0.0, v < 0.0);
         }
         case 1u: {
             return max(v, p.alpha * v);

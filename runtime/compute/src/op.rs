@@ -25,6 +25,7 @@ pub fn checked_numel(shape: &[usize]) -> Option<usize> {
 /// Pointwise activations.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
+    /// x where x >= 0, else 0; NaN stays NaN (as in PyTorch), so a NaN reaches the loss.
     Relu,
     /// max(x, alpha * x).
     LeakyRelu(f32),

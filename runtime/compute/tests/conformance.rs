@@ -441,6 +441,28 @@ fn activations() {
     }
 }
 
+/// ReLU keeps NaN on both backends (as in PyTorch), so a NaN in the activations reaches the
+/// loss instead of turning into 0.
+#[test]
+fn relu_keeps_nan() {
+    let x = (vec![-1.0, f32::NAN, 2.0], vec![3]);
+    let mut backends: Vec<&dyn Backend> = vec![cpu()];
+    if let Some(g) = gpu() {
+        backends.push(g);
+    }
+    for be in backends {
+        let y = run_on(
+            be,
+            &Op::Act(Activation::Relu),
+            std::slice::from_ref(&x),
+            None,
+        )
+        .remove(0);
+        assert!(y[1].is_nan(), "relu(NaN) = {} on {}", y[1], be.describe());
+        assert_eq!((y[0], y[2]), (0.0, 2.0), "on {}", be.describe());
+    }
+}
+
 /// Every convolution case on the default backend (fast kernels where they qualify, tiles by
 /// shape), on backends forcing each fast tile height, and on one with the fast kernels off
 /// (the guarded kernels).

@@ -262,11 +262,21 @@ pub fn bias_grad(dy: &[f32], shape: &[usize], axis: usize, db: &mut [f32]) {
     }
 }
 
+/// ReLU that keeps NaN (`f32::max` would turn it into 0 and hide it from the loss).
+#[inline(always)]
+fn relu(x: f32) -> f32 {
+    if x < 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
 /// Forward activation of one value.
 #[inline]
 pub fn act_value(a: Activation, x: f32) -> f32 {
     match a {
-        Activation::Relu => x.max(0.0),
+        Activation::Relu => relu(x),
         Activation::LeakyRelu(alpha) => x.max(alpha * x),
         Activation::Sigmoid => sigmoid(x),
         Activation::Tanh => math::tanh(x),
@@ -344,7 +354,7 @@ pub fn act(a: Activation, x: &[f32], y: &mut [f32]) {
     // One loop per activation, with the whole body inlined, so each vectorises (a `match`
     // per element would not).
     match a {
-        Activation::Relu => map1(x, y, |v| v.max(0.0)),
+        Activation::Relu => map1(x, y, relu),
         Activation::LeakyRelu(alpha) => map1(x, y, |v| v.max(alpha * v)),
         Activation::Sigmoid => map1(x, y, sigmoid),
         Activation::Tanh => map1(x, y, math::tanh),

@@ -731,6 +731,24 @@ fn want_f32(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
 
+/// NaN goes through ReLU and leaky ReLU (as in PyTorch), on the vector path (long inputs) and
+/// the scalar one, so a NaN in the activations reaches the loss and stops training.
+#[test]
+fn relu_keeps_nan() {
+    for n in [3usize, 1000] {
+        let mut x = vec![-1f32; n];
+        x[1] = f32::NAN;
+        x[n - 1] = 2.0;
+        for a in [Activation::Relu, Activation::LeakyRelu(0.1)] {
+            let y = ev(&Op::Act(a), &[(&x, &[n])]).remove(0);
+            assert!(y[1].is_nan(), "{a:?} of NaN gave {}", y[1]);
+            assert_eq!(y[n - 1], 2.0);
+            assert!(y[0] == 0.0 || y[0] == -0.1, "{a:?}(-1) = {}", y[0]);
+        }
+        assert!(super::kernels::act_value(Activation::Relu, f32::NAN).is_nan());
+    }
+}
+
 #[test]
 fn activations_known_values() {
     let x = [-2f32, -0.5, 0.0, 0.5, 2.0];

@@ -1219,28 +1219,15 @@ pub fn conv2d(
     let par = g.n < rayon::current_num_threads();
     per_image(&mut y[..g.n * g.co * p], g.co * p, |i, yi| {
         let xi = &x[i * chw..(i + 1) * chw];
+        let mut product = |b: ArrayView2<'_, f32>| {
+            gemm_par(Kernel::Auto, par, 1.0, wv, b, 0.0, view_mut(yi, g.co, p))
+        };
         if g.identity() {
-            gemm_par(
-                Kernel::Auto,
-                par,
-                1.0,
-                wv,
-                view(xi, k, p),
-                0.0,
-                view_mut(yi, g.co, p),
-            );
+            product(view(xi, k, p));
         } else {
             with_scratch(&SCRATCH_A, k * p, |col| {
                 im2col(&g, xi, col);
-                gemm_par(
-                    Kernel::Auto,
-                    par,
-                    1.0,
-                    wv,
-                    view(col, k, p),
-                    0.0,
-                    view_mut(yi, g.co, p),
-                );
+                product(view(col, k, p));
             });
         }
     });

@@ -52,7 +52,8 @@ fn act(v: f32) -> f32 {
             return select(v, 0.0, v < 0.0);
         }
         case 1u: {
-            return max(v, p.alpha * v);
+            // PyTorch's leaky relu: v for v > 0, else alpha v (any alpha; NaN stays NaN).
+            return select(p.alpha * v, v, v > 0.0);
         }
         case 2u: {
             return sigmoid(v);

@@ -1,6 +1,6 @@
-// Op::ActBackward: x, dy -> dx = f'(x) * dy. At the kinks relu'(0) = 0 and leaky relu takes
-// the slope of the negative side at 0; for alpha > 1, max(x, alpha x) has slope alpha for
-// x > 0 and 1 below. GELU's derivative is the exact Phi(x) + x phi(x) with Phi through erf.
+// Op::ActBackward: x, dy -> dx = f'(x) * dy, PyTorch's rules: relu' is 0 for x <= 0 and 1
+// otherwise (a NaN passes dy on); leaky relu takes the slope of the negative side (alpha) at 0
+// and at NaN. GELU's derivative is the exact Phi(x) + x phi(x) with Phi through erf.
 
 // kind: 0 relu, 1 leaky relu (alpha), 2 sigmoid, 3 tanh, 4 gelu.
 struct Params {
@@ -51,16 +51,11 @@ const INV_SQRT_2PI: f32 = 0.3989423;
 fn grad(v: f32) -> f32 {
     switch p.kind {
         case 0u: {
-            return select(0.0, 1.0, v > 0.0);
+            // 0 for v <= 0, else 1: a NaN passes the gradient on, as in PyTorch.
+            return select(1.0, 0.0, v <= 0.0);
         }
         case 1u: {
-            var pos = 1.0;
-            var neg = p.alpha;
-            if (p.alpha > 1.0) {
-                pos = p.alpha;
-                neg = 1.0;
-            }
-            return select(neg, pos, v > 0.0);
+            return select(p.alpha, 1.0, v > 0.0);
         }
         case 2u: {
             let s = sigmoid(v);
@@ -84,8 +79,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let i = (wg.y * nwg.x + wg.x) * 256u + li;
     if (i < p.n) {
         if (p.kind == 0u) {
-            // As the CPU: relu passes dy through untouched (no multiply by 1).
-            dx[i] = select(0.0, dy[i], x[i] > 0.0);
+            // As the CPU: relu passes dy through untouched (no multiply by 1), NaN included.
+            dx[i] = select(dy[i], 0.0, x[i] <= 0.0);
         } else {
             dx[i] = grad(x[i]) * dy[i];
         }

@@ -27,7 +27,7 @@ pub fn checked_numel(shape: &[usize]) -> Option<usize> {
 pub enum Activation {
     /// x where x >= 0, else 0; NaN stays NaN (as in PyTorch), so a NaN reaches the loss.
     Relu,
-    /// max(x, alpha * x).
+    /// x where x > 0, else alpha * x (PyTorch's definition, for any alpha).
     LeakyRelu(f32),
     Sigmoid,
     Tanh,

@@ -789,6 +789,59 @@ fn dropout_scaling() {
     }
 }
 
+/// NaN through relu and leaky relu as PyTorch (checked with torch 2.15): the forward keeps
+/// NaN, relu's backward passes `dy` on at NaN (`threshold_backward`: 0 only where x <= 0), and
+/// leaky relu's backward takes the negative side's slope there.
+#[test]
+fn relu_family_nan_as_pytorch() {
+    let n = 1000;
+    let mut x: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 3.0).collect();
+    for i in (0..n).step_by(13) {
+        x[i] = f32::NAN;
+    }
+    let dy: Vec<f32> = (0..n).map(|i| 0.5 + (i % 5) as f32).collect();
+    let s = vec![n];
+    for (_, be) in backends() {
+        for a in [
+            Activation::Relu,
+            Activation::LeakyRelu(0.1),
+            Activation::LeakyRelu(1.5),
+        ] {
+            let y = run_on(be, &Op::Act(a), &[(x.clone(), s.clone())], None).remove(0);
+            let dx = run_on(
+                be,
+                &Op::ActBackward(a),
+                &[(x.clone(), s.clone()), (dy.clone(), s.clone())],
+                None,
+            )
+            .remove(0);
+            let slope = match a {
+                Activation::LeakyRelu(alpha) => alpha,
+                _ => 0.0,
+            };
+            for i in 0..n {
+                let (want_y, want_dx) = if x[i].is_nan() {
+                    // relu passes dy on at NaN; leaky relu scales it by alpha.
+                    (f32::NAN, if slope == 0.0 { dy[i] } else { slope * dy[i] })
+                } else if x[i] > 0.0 {
+                    (x[i], dy[i])
+                } else {
+                    (slope * x[i], slope * dy[i])
+                };
+                let same = |g: f32, w: f32| (g.is_nan() && w.is_nan()) || g == w;
+                assert!(
+                    same(y[i], want_y) && same(dx[i], want_dx),
+                    "{a:?} on {} at x = {}: y {} dx {} (want {want_y}, {want_dx})",
+                    be.describe(),
+                    x[i],
+                    y[i],
+                    dx[i]
+                );
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------- coverage
 
 /// Number of `Op` variants; [`variant`] has no wildcard arm, so a new variant stops this file

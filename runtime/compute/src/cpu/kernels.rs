@@ -277,17 +277,16 @@ fn relu(x: f32) -> f32 {
 pub fn act_value(a: Activation, x: f32) -> f32 {
     match a {
         Activation::Relu => relu(x),
-        Activation::LeakyRelu(alpha) => x.max(alpha * x),
+        Activation::LeakyRelu(alpha) => leaky(alpha, x),
         Activation::Sigmoid => sigmoid(x),
         Activation::Tanh => math::tanh(x),
         Activation::Gelu => gelu(x),
     }
 }
 
-/// Derivative of an activation at `x`. At kinks: relu'(0) = 0 and leaky relu takes the
-/// slope of the negative side at 0 (PyTorch's choice). For `LeakyRelu(alpha)` with
-/// `alpha > 1`, `max(x, alpha x)` is `alpha x` for positive `x` and `x` for negative `x`, and
-/// the derivative follows that. GELU's derivative is the exact
+/// Derivative of an activation at `x`, PyTorch's rules: relu'(x) = 0 for x <= 0 and 1
+/// otherwise (NaN included, so the gradient passes a NaN on: `threshold_backward`); leaky
+/// relu takes the slope of the negative side at 0 and at NaN. GELU's derivative is the exact
 /// `Φ(x) + x φ(x)` (with `Φ` through [`erf`]).
 ///
 /// The transcendental functions are the vectorisable ones of [`super::math`] (GELU's erf is
@@ -296,18 +295,17 @@ pub fn act_value(a: Activation, x: f32) -> f32 {
 pub fn act_grad(a: Activation, x: f32) -> f32 {
     match a {
         Activation::Relu => {
-            if x > 0.0 {
-                1.0
-            } else {
+            if x <= 0.0 {
                 0.0
+            } else {
+                1.0
             }
         }
         Activation::LeakyRelu(alpha) => {
-            let (pos, neg) = leaky_slopes(alpha);
             if x > 0.0 {
-                pos
+                1.0
             } else {
-                neg
+                alpha
             }
         }
         Activation::Sigmoid => sigmoid_grad(x),
@@ -316,12 +314,14 @@ pub fn act_grad(a: Activation, x: f32) -> f32 {
     }
 }
 
-/// Slopes of `max(x, alpha x)` for positive and negative `x`.
-fn leaky_slopes(alpha: f32) -> (f32, f32) {
-    if alpha <= 1.0 {
-        (1.0, alpha)
+/// Leaky ReLU as PyTorch: `x` where `x > 0`, else `alpha x` (for any `alpha`, also above 1;
+/// NaN stays NaN).
+#[inline(always)]
+fn leaky(alpha: f32, x: f32) -> f32 {
+    if x > 0.0 {
+        x
     } else {
-        (alpha, 1.0)
+        alpha * x
     }
 }
 
@@ -355,7 +355,7 @@ pub fn act(a: Activation, x: &[f32], y: &mut [f32]) {
     // per element would not).
     match a {
         Activation::Relu => map1(x, y, relu),
-        Activation::LeakyRelu(alpha) => map1(x, y, |v| v.max(alpha * v)),
+        Activation::LeakyRelu(alpha) => map1(x, y, |v| leaky(alpha, v)),
         Activation::Sigmoid => map1(x, y, sigmoid),
         Activation::Tanh => map1(x, y, math::tanh),
         Activation::Gelu => map1(x, y, gelu),
@@ -365,15 +365,9 @@ pub fn act(a: Activation, x: &[f32], y: &mut [f32]) {
 /// `Op::ActBackward`: `dx = f'(x) dy`.
 pub fn act_backward(a: Activation, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     match a {
-        Activation::Relu => map2(x, dy, dx, |v, g| if v > 0.0 { g } else { 0.0 }),
+        Activation::Relu => map2(x, dy, dx, |v, g| if v <= 0.0 { 0.0 } else { g }),
         Activation::LeakyRelu(alpha) => {
-            let (pos, neg) = leaky_slopes(alpha);
-            map2(
-                x,
-                dy,
-                dx,
-                move |v, g| if v > 0.0 { pos * g } else { neg * g },
-            )
+            map2(x, dy, dx, move |v, g| if v > 0.0 { g } else { alpha * g })
         }
         Activation::Sigmoid => map2(x, dy, dx, |v, g| sigmoid_grad(v) * g),
         Activation::Tanh => map2(x, dy, dx, |v, g| tanh_grad(v) * g),

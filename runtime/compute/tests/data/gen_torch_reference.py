@@ -180,20 +180,22 @@ def activation_cases():
     x.view(-1)[: len(special)] = torch.tensor(special)
     dy = uniform([4, 50])
     acts = [
-        ("relu", {}, F.relu),
-        ("leaky_relu", {"alpha": f32(0.1)}, lambda t: F.leaky_relu(t, f32(0.1))),
-        ("sigmoid", {}, torch.sigmoid),
-        ("tanh", {}, torch.tanh),
-        ("gelu", {}, lambda t: F.gelu(t, approximate="none")),
+        ("relu", "relu", {}, F.relu),
+        ("leaky_relu", "leaky_relu", {"alpha": f32(0.1)}, lambda t: F.leaky_relu(t, f32(0.1))),
+        # A slope above 1: PyTorch's `x if x > 0 else alpha x`, not max(x, alpha x).
+        ("leaky_relu_1.5", "leaky_relu", {"alpha": f32(1.5)}, lambda t: F.leaky_relu(t, f32(1.5))),
+        ("sigmoid", "sigmoid", {}, torch.sigmoid),
+        ("tanh", "tanh", {}, torch.tanh),
+        ("gelu", "gelu", {}, lambda t: F.gelu(t, approximate="none")),
     ]
-    for name, extra, f in acts:
+    for tag, name, extra, f in acts:
         X = d(x)
         y = f(X)
         params = {"act": name, **extra}
-        case(f"act_{name}", "activation", params, [("x", x)], [("y", y)])
+        case(f"act_{tag}", "activation", params, [("x", x)], [("y", y)])
         (dx,) = vjp(y, [X], dy)
         case(
-            f"act_backward_{name}",
+            f"act_backward_{tag}",
             "activation_backward",
             params,
             [("x", x), ("dy", dy)],

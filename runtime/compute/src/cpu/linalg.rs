@@ -5,20 +5,29 @@
 //! input gradient of stride-1 convolutions (the forward convolution of `dy` with the flipped,
 //! transposed kernel, `Conv::transposed`) are implicit GEMMs (`implicit`): the weights are
 //! packed once per call and shared by every image, and the `b` panels are packed straight from
-//! a zero-padded window of the input rows, with no im2col matrix and no col2im. The weight
-//! gradient (with at least [`DW_IMPLICIT_MIN_CO`] output channels) is computed transposed,
-//! `dwᵀ[k, co] = im2col(x)[k, n p] · dyᵀ[n p, co]` over the pixels of all images at once
-//! (`implicit::backward_weight`): the `a` panels (`MR` im2col rows over a block of pixels) are
-//! copied straight from such windows (a run of pixels on one output row is a run of a window
-//! row), the `b` panels are 8 x 8 transposes of the `dy` rows, and the rows of `dwᵀ` are split
-//! between threads (plus two groups of pixel blocks, as partial sums added in order, where
-//! there are more pixels than rows), so no im2col matrix, no transposed packing of it and no
-//! per-image partial sums; `dwᵀ` is transposed into `dw` at the end. Strided input gradients
-//! and narrower weight gradients keep im2col/col2im around [`gemm`] (the weight gradient's
-//! im2col also copies from such a window: the same values, fewer branches).
+//! a zero-padded window of the input rows, with no im2col matrix and no col2im; where each
+//! panel of 16 output pixels lies on one output row (the output width a multiple of 16), the
+//! kernel reads the panels in place from the window instead (`sgemm::gemm_direct`: no packing
+//! at all). The windows of strided convolutions store each input row as `stride` phase rows
+//! (even and odd columns for stride 2, de-interleaved once per row), so that the pixels of an
+//! output row read consecutive floats for every kernel tap rather than a strided gather. The
+//! input gradient of strided convolutions is `stride²` stride-1 implicit GEMMs, one per
+//! phase of the input positions (`implicit::backward_input_phases`: each phase takes its own
+//! taps of the kernel, all read one window of `dy`), whose results are interleaved into `dx`
+//! (no col2im either). The weight gradient (with at least [`DW_IMPLICIT_MIN_CO`] output
+//! channels) is computed transposed, `dwᵀ[k, co] = im2col(x)[k, n p] · dyᵀ[n p, co]` over the
+//! pixels of all images at once (`implicit::backward_weight`): the `a` panels (`MR` im2col
+//! rows over a block of pixels) are copied straight from such windows (a run of pixels on one
+//! output row is a run of a window phase row), the `b` panels are 8 x 8 transposes of the `dy`
+//! rows, and the rows of `dwᵀ` are split between threads (plus two groups of pixel blocks, as
+//! partial sums added in order, where there are more pixels than rows), so no im2col matrix,
+//! no transposed packing of it and no per-image partial sums; `dwᵀ` is transposed into `dw` at
+//! the end. Narrower weight gradients keep im2col around [`gemm`] (their im2col also copies
+//! from such a window: the same values, fewer branches); CPUs without AVX2 and FMA (and
+//! [`set_generic_convs`]) run im2col, [`gemm`] and col2im for all three.
 //!
-//! Every product goes through [`gemm`]. Where the CPU has AVX2 and FMA, products that are not
-//! tiny ([`Kernel::Auto`]) run the packed kernel of `super::sgemm` (x86-64 only); the others
+//! The other products go through [`gemm`]. Where the CPU has AVX2 and FMA, products that are
+//! not tiny ([`Kernel::Auto`]) run the packed kernel of `super::sgemm` (x86-64 only); the others
 //! (or all, when [`gemm_with`] asks for it) run ndarray's `general_mat_mul` (the cache-blocked,
 //! SIMD `matrixmultiply` kernels) on tiles of the output in parallel. The choice depends on the
 //! shapes and the CPU only, and either way each output element is computed by a sequence of
@@ -606,20 +615,28 @@ impl SendPtr {
 /// (`super::sgemm::PackedA`) and shared by all tasks, and the im2col matrix never written:
 /// each task takes a run of `cols` panels of `NR` output pixels (panels never
 /// straddle two images; a task may cover several small images or part of a large one), copies
-/// the input rows they read into a zero-padded window (its scratch) and packs the `b` panels of
-/// each block of steps straight from that window. Every output element is the kernel's
+/// the input rows they read into a zero-padded window (its scratch; [`Win`]: each row split
+/// into `stride` phase rows) and packs the `b` panels of each block of steps straight from
+/// that window, or, where every panel is `NR` pixels of one output row, has the kernel read
+/// them in place (`gemm_direct`, the same operations). Every output element is the kernel's
 /// sequence of operations for its blocks of `KC` steps (fixed by `k`), whatever the tasks, so
 /// how the work is cut (which may depend on the thread count) does not change a bit. The weight
-/// gradient (`backward_weight`) packs `a` from such windows instead (see the module docs).
+/// gradient (`backward_weight`) packs `a` from such windows instead (see the module docs), and
+/// the strided input gradient (`backward_input_phases`) runs one such product per phase of the
+/// input positions.
 #[cfg(target_arch = "x86_64")]
 mod implicit {
     use super::super::sgemm::{
-        gemm_packed, micro_rows, pack_columns, Avx2Fma, PackedA, KC, MC, MR, NR,
+        gemm_direct, gemm_packed, micro_rows, pack_columns, Avx2Fma, PackedA, KC, MC, MR, NR,
     };
     use super::{with_scratch, Conv, SendPtr, SCRATCH_A, SCRATCH_CALL, TILE};
     use ndarray::{ArrayViewMut2, ShapeBuilder};
     use rayon::prelude::*;
-    use std::arch::x86_64::{_mm256_loadu_ps, _mm256_storeu_ps};
+    use std::arch::x86_64::{
+        _mm256_castpd_ps, _mm256_castps_pd, _mm256_loadu_ps, _mm256_permute2f128_ps,
+        _mm256_permute4x64_pd, _mm256_setzero_ps, _mm256_shuffle_ps, _mm256_storeu_ps,
+        _mm256_unpackhi_ps, _mm256_unpacklo_ps, _mm_loadu_ps, _mm_storeu_ps,
+    };
     use std::cell::Cell;
     use std::ops::Range;
 
@@ -628,7 +645,15 @@ mod implicit {
         static SCRATCH_WIN: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
         static SCRATCH_DWA: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
         static SCRATCH_DWB: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+        /// The phases of a task of the strided input gradient, before they are interleaved.
+        static SCRATCH_DX: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
     }
+
+    /// Output rows (channels) up to which the implicit GEMMs read `b` panels in place from the
+    /// window (`gemm_direct`) where they can: each tile of `MC` rows reads a panel again, and
+    /// in place a panel spans more cache lines (from the window's rows) than packed, which
+    /// outweighs the packing from three tiles up (measured on Zen 4).
+    const DIRECT_MAX_ROWS: usize = 2 * MC;
 
     /// Panels of `NR` output pixels per task (a function of the shapes): the packed `b` block
     /// (`min(k, KC)` steps) stays under [`TILE`] floats.
@@ -638,7 +663,7 @@ mod implicit {
 
     /// One image's share of a task: panels `q0..q1` of image `img`, reading the window of
     /// padded input rows `y0..y0 + rows` (padded coordinates: input row `y - ph`), stored at
-    /// `at` in the task's window buffer (`ci x rows x wp`).
+    /// `at` in the task's window buffer (`ci` planes of [`Win::plane`]`(rows)` floats).
     struct Segment {
         img: usize,
         q0: usize,
@@ -654,101 +679,338 @@ mod implicit {
         (g.ow.max(1) - 1) * g.stride + g.kw
     }
 
-    /// `d = src` (the same length): straight-line vector moves for runs of 8 and 16 floats
-    /// (`copy_from_slice`, or a loop that the compiler turns into one, calls `memcpy`, which
+    /// The layout of a zero-padded window of the rows of an image (`ch` channels of `h x w`):
+    /// padded row `y` is input row `y - ph`, padded column `x` input column `x - pw` (zero
+    /// outside the input), for padded columns `0..wp`. Each row is stored as `s` phase rows of
+    /// `wq` floats (at least `wp / s`), phase `b` holding the padded columns `b, b + s,
+    /// b + 2s, ..`: padded column `x` of window row `r` (of the rows from `y0`) of channel `c`
+    /// is at `c * plane + r * wrow + (x % s) * wq + x / s`, `wrow = s * wq`, `plane`
+    /// ([`Win::plane`]) at least `rows * wrow`. With `s` the convolution's stride, the pixels
+    /// of an output row read, for each kernel tap, consecutive floats of one phase row (a copy,
+    /// or a `b` panel read in place, rather than a strided gather); `s = 1` is the plain padded
+    /// row.
+    #[derive(Clone, Copy)]
+    struct Win {
+        ch: usize,
+        h: usize,
+        w: usize,
+        ph: usize,
+        pw: usize,
+        s: usize,
+        wp: usize,
+        wq: usize,
+        align: bool,
+    }
+
+    impl Win {
+        /// The input window of the convolution `g`, split by its stride; with `align`, phase
+        /// rows of a multiple of `NR` floats (64 bytes), so that the `NR` pixels of a panel
+        /// that starts at a multiple of `NR` on an output row read whole cache lines (for `b`
+        /// panels read in place, `gemm_direct`).
+        fn of(g: &Conv, align: bool) -> Win {
+            let wp = wp(g);
+            let wq = wp.div_ceil(g.stride);
+            Win {
+                ch: g.ci,
+                h: g.h,
+                w: g.w,
+                ph: g.ph,
+                pw: g.pw,
+                s: g.stride,
+                wp,
+                wq: if align { wq.next_multiple_of(NR) } else { wq },
+                align,
+            }
+        }
+
+        /// Floats per channel of a window of `rows` rows: `rows * wrow`, plus one cache line
+        /// where aligned rows would make it an even number of lines (the `b` panels read in
+        /// place take one line from each channel for each tap, and channel planes a multiple
+        /// of 4 KiB apart would all fall in the same sets of the L1 cache).
+        fn plane(&self, rows: usize) -> usize {
+            let p = rows * self.wrow();
+            if self.align && (p / NR).is_multiple_of(2) {
+                p + NR
+            } else {
+                p
+            }
+        }
+
+        /// Floats of a window row (its `s` phase rows).
+        fn wrow(&self) -> usize {
+            self.wq * self.s
+        }
+
+        /// Offset of padded column `x` in a window row.
+        fn col(&self, x: usize) -> usize {
+            (x % self.s) * self.wq + x / self.s
+        }
+    }
+
+    /// `d = src[..d.len()]` for fewer than 8 floats: two moves of 4, 2 or 1 floats, the second
+    /// overlapping the first where the length is not a power of two (masked moves are slow
+    /// on some CPUs).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn copy_short(d: &mut [f32], src: &[f32]) {
+        let n = d.len();
+        let src = &src[..n];
+        let (dp, sp) = (d.as_mut_ptr(), src.as_ptr());
+        // SAFETY: every access is `w <= n` floats at an offset `o <= n - w` of slices of `n`
+        // floats.
+        unsafe {
+            if n >= 4 {
+                let (a, b) = (_mm_loadu_ps(sp), _mm_loadu_ps(sp.add(n - 4)));
+                _mm_storeu_ps(dp, a);
+                _mm_storeu_ps(dp.add(n - 4), b);
+            } else if n >= 2 {
+                let a = sp.cast::<u64>().read_unaligned();
+                let b = sp.add(n - 2).cast::<u64>().read_unaligned();
+                dp.cast::<u64>().write_unaligned(a);
+                dp.add(n - 2).cast::<u64>().write_unaligned(b);
+            } else if n == 1 {
+                *dp = *sp;
+            }
+        }
+    }
+
+    /// `d = src[..d.len()]`: vector moves, two of 8 floats per step of 16, the last ones
+    /// overlapping those before where the length is not a multiple of 8 (`copy_from_slice`,
+    /// or a loop of single moves, which the compiler turns into one, calls `memcpy`, which
     /// costs more than the copy for the short runs of the packing).
     #[inline]
     #[target_feature(enable = "avx2")]
     fn copy(d: &mut [f32], src: &[f32]) {
-        match (d.len(), src.len()) {
-            (16, 16) => {
-                // SAFETY: both slices hold 16 floats.
-                unsafe {
-                    let (a, b) = (
-                        _mm256_loadu_ps(src.as_ptr()),
-                        _mm256_loadu_ps(src[8..].as_ptr()),
-                    );
-                    _mm256_storeu_ps(d.as_mut_ptr(), a);
-                    _mm256_storeu_ps(d[8..].as_mut_ptr(), b);
-                }
+        let n = d.len();
+        if n == 16 {
+            // The runs of whole panels (and of half panels below).
+            let src = &src[..16];
+            // SAFETY: both slices hold 16 floats.
+            unsafe {
+                let (a, b) = (
+                    _mm256_loadu_ps(src.as_ptr()),
+                    _mm256_loadu_ps(src.as_ptr().add(8)),
+                );
+                _mm256_storeu_ps(d.as_mut_ptr(), a);
+                _mm256_storeu_ps(d.as_mut_ptr().add(8), b);
             }
+            return;
+        }
+        if n == 8 {
+            let src = &src[..8];
             // SAFETY: both slices hold 8 floats.
-            (8, 8) => unsafe { _mm256_storeu_ps(d.as_mut_ptr(), _mm256_loadu_ps(src.as_ptr())) },
-            _ => d.copy_from_slice(src),
+            unsafe { _mm256_storeu_ps(d.as_mut_ptr(), _mm256_loadu_ps(src.as_ptr())) };
+            return;
+        }
+        if n < 8 {
+            copy_short(d, src);
+            return;
+        }
+        let src = &src[..n];
+        let (dp, sp) = (d.as_mut_ptr(), src.as_ptr());
+        // SAFETY: every access is 8 floats at an offset `o <= n - 8` of slices of `n` floats.
+        unsafe {
+            let mut o = 0;
+            while o + 16 <= n {
+                let (a, b) = (_mm256_loadu_ps(sp.add(o)), _mm256_loadu_ps(sp.add(o + 8)));
+                _mm256_storeu_ps(dp.add(o), a);
+                _mm256_storeu_ps(dp.add(o + 8), b);
+                o += 16;
+            }
+            if o + 8 < n {
+                _mm256_storeu_ps(dp.add(o), _mm256_loadu_ps(sp.add(o)));
+            }
+            if o < n {
+                _mm256_storeu_ps(dp.add(n - 8), _mm256_loadu_ps(sp.add(n - 8)));
+            }
         }
     }
 
-    /// Copies padded rows `y0..y0 + rows` of every channel of image `x` into `win`.
+    /// `d = 0`: [`copy`]'s moves (`fill` calls `memset`, which costs more than the stores for
+    /// the short runs of the windows).
+    #[inline]
     #[target_feature(enable = "avx2")]
-    fn fill_window(g: &Conv, x: &[f32], y0: usize, rows: usize, win: &mut [f32]) {
-        let wp = wp(g);
-        let (lo, hi) = (g.pw.min(wp), (g.pw + g.w).min(wp));
-        for (cy, d) in win[..g.ci * rows * wp].chunks_exact_mut(wp).enumerate() {
-            let (c, y) = (cy / rows, y0 + cy % rows);
-            let iy = y as isize - g.ph as isize;
-            if iy < 0 || iy >= g.h as isize || lo >= hi {
-                d.fill(0.0);
+    fn zero(d: &mut [f32]) {
+        const Z: [f32; 8] = [0.0; 8];
+        let n = d.len();
+        if n < 8 {
+            copy_short(d, &Z);
+            return;
+        }
+        let dp = d.as_mut_ptr();
+        let z = _mm256_setzero_ps();
+        // SAFETY: every store is 8 floats at an offset `o <= n - 8` of a slice of `n` floats.
+        unsafe {
+            let mut o = 0;
+            while o + 16 <= n {
+                _mm256_storeu_ps(dp.add(o), z);
+                _mm256_storeu_ps(dp.add(o + 8), z);
+                o += 16;
+            }
+            if o + 8 < n {
+                _mm256_storeu_ps(dp.add(o), z);
+            }
+            if o < n {
+                _mm256_storeu_ps(dp.add(n - 8), z);
+            }
+        }
+    }
+
+    /// `ev[j] = src[2j]` and `od[j] = src[2j + 1]` for the `src.len()` floats of `src` (`ev` holds
+    /// `src.len().div_ceil(2)` floats, `od` `src.len() / 2`): 16 at a time with shuffles.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn deinterleave2(src: &[f32], ev: &mut [f32], od: &mut [f32]) {
+        let (ne, no) = (src.len().div_ceil(2), src.len() / 2);
+        let (ev, od) = (&mut ev[..ne], &mut od[..no]);
+        // SAFETY: `src[2j..2j + 16]`, `ev[j..j + 8]` and `od[j..j + 8]` are inside the slices
+        // for `j + 8 <= no`.
+        let pairs = |j: usize, ev: &mut [f32], od: &mut [f32]| unsafe {
+            let a = _mm256_loadu_ps(src.as_ptr().add(2 * j));
+            let b = _mm256_loadu_ps(src.as_ptr().add(2 * j + 8));
+            // [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit pairs in the order 0 2 1 3 (and the
+            // same for the odd floats).
+            let e = _mm256_shuffle_ps::<0x88>(a, b);
+            let o = _mm256_shuffle_ps::<0xDD>(a, b);
+            let e = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(e)));
+            let o = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(o)));
+            _mm256_storeu_ps(ev.as_mut_ptr().add(j), e);
+            _mm256_storeu_ps(od.as_mut_ptr().add(j), o);
+        };
+        let mut j = 0;
+        while j + 8 <= no {
+            pairs(j, ev, od);
+            j += 8;
+        }
+        if j < no && no >= 8 {
+            // The last 8 pairs again, overlapping the ones before.
+            pairs(no - 8, ev, od);
+        } else {
+            for j in j..no {
+                ev[j] = src[2 * j];
+                od[j] = src[2 * j + 1];
+            }
+        }
+        if ne > no {
+            ev[no] = src[2 * no];
+        }
+    }
+
+    /// Copies padded rows `y0..y0 + rows` of every channel of image `x` into `win`, in the
+    /// layout of `wn` (`ch x plane` floats, `plane = wn.plane(rows)`, of which the floats past
+    /// `rows x wrow` in each channel are left as they are).
+    #[target_feature(enable = "avx2")]
+    fn fill_window(wn: &Win, x: &[f32], y0: usize, rows: usize, win: &mut [f32]) {
+        let (wp, s, wq, wrow) = (wn.wp, wn.s, wn.wq, wn.wrow());
+        let (lo, hi) = (wn.pw.min(wp), (wn.pw + wn.w).min(wp));
+        // The window rows that are input rows: `r0..r1`, input rows from `r0 + y0 - ph`.
+        let r0 = wn.ph.saturating_sub(y0).min(rows);
+        let r1 = (wn.ph + wn.h).saturating_sub(y0).clamp(r0, rows);
+        let src_at = |c: usize, r: usize| (c * wn.h + y0 + r - wn.ph) * wn.w;
+        let wplane = wn.plane(rows);
+        for (c, plane) in win[..wn.ch * wplane].chunks_exact_mut(wplane).enumerate() {
+            zero(&mut plane[..r0 * wrow]);
+            zero(&mut plane[r1 * wrow..rows * wrow]);
+            if lo >= hi {
+                zero(&mut plane[r0 * wrow..r1 * wrow]);
                 continue;
             }
-            let src = &x[(c * g.h + iy as usize) * g.w..][..hi - lo];
-            d[..lo].fill(0.0);
-            copy(&mut d[lo..hi], src);
-            d[hi..].fill(0.0);
-        }
-    }
-
-    /// Packs steps `p0..p0 + pk` (im2col rows `(c, i, j)`) of the panels of a segment into
-    /// `dst` (`pk x NR` per panel, row after row, panel after panel, zero past the image's last
-    /// pixel): step after step, each step's runs of pixels in order through the window row, so
-    /// the window (or a large image) is read sequentially.
-    #[target_feature(enable = "avx2")]
-    fn pack_segment(g: &Conv, win: &[f32], seg: &Segment, p0: usize, dst: &mut [f32]) {
-        let (p, wp, s) = (g.p(), wp(g), g.stride);
-        let pk = dst.len() / (seg.q1 - seg.q0) / NR;
-        // Runs of pixels on one output row: (offset in `dst` for step 0, length, window
-        // offset of the run's first pixel for kernel offset (0, 0)).
-        let mut runs = Vec::with_capacity(2 * (seg.q1 - seg.q0));
-        for q in seg.q0..seg.q1 {
-            let (pix0, pix1) = (q * NR, ((q + 1) * NR).min(p));
-            let d0 = (q - seg.q0) * pk * NR;
-            if pix1 - pix0 < NR {
-                dst[d0..d0 + pk * NR].fill(0.0);
-            }
-            let mut pix = pix0;
-            while pix < pix1 {
-                let (oy, ox) = (pix / g.ow, pix % g.ow);
-                let len = (g.ow - ox).min(pix1 - pix);
-                runs.push((d0 + pix - pix0, len, (oy * s - seg.y0) * wp + ox * s));
-                pix += len;
-            }
-        }
-        let plane = seg.rows * wp;
-        let (mut i, mut j) = ((p0 / g.kw) % g.kh, p0 % g.kw);
-        let mut base = seg.at + p0 / (g.kh * g.kw) * plane + i * wp + j;
-        for t in 0..pk {
-            for &(o, len, w0) in &runs {
-                let src = &win[base + w0..];
-                let d = &mut dst[o + t * NR..][..len];
+            for (r, d) in (r0..r1).zip(plane[r0 * wrow..r1 * wrow].chunks_exact_mut(wrow)) {
+                // Padded columns `lo..hi` are input columns `0..hi - lo`.
+                let src = &x[src_at(c, r)..][..hi - lo];
                 if s == 1 {
-                    copy(d, &src[..len]);
-                } else {
-                    for (v, x) in d.iter_mut().zip(src.iter().step_by(s)) {
-                        *v = *x;
+                    zero(&mut d[..lo]);
+                    copy(&mut d[lo..hi], src);
+                    zero(&mut d[hi..]);
+                    continue;
+                }
+                if s == 2 {
+                    // Input column `2j` is padded column `2j + pw`: phase `pw % 2`, at
+                    // `j + pw / 2`; column `2j + 1` phase `(pw + 1) % 2`, at `j + (pw + 1) / 2`.
+                    let (d0, d1) = d.split_at_mut(wq);
+                    let (ev, od) = if lo % 2 == 0 { (d0, d1) } else { (d1, d0) };
+                    let (e0, o0) = (lo / 2, lo.div_ceil(2));
+                    let (ne, no) = (src.len().div_ceil(2), src.len() / 2);
+                    zero(&mut ev[..e0]);
+                    zero(&mut ev[e0 + ne..]);
+                    zero(&mut od[..o0]);
+                    zero(&mut od[o0 + no..]);
+                    deinterleave2(src, &mut ev[e0..], &mut od[o0..]);
+                    continue;
+                }
+                for (b, sub) in d.chunks_exact_mut(wq).enumerate() {
+                    // `sub[q]` is padded column `q s + b`: input columns from `q_lo` to `q_hi`.
+                    let q_lo = lo.saturating_sub(b).div_ceil(s);
+                    let q_hi = if hi > b { (hi - b).div_ceil(s) } else { 0 }.max(q_lo);
+                    zero(&mut sub[..q_lo]);
+                    zero(&mut sub[q_hi..]);
+                    if q_hi > q_lo {
+                        let src = &src[q_lo * s + b - lo..];
+                        for (v, x) in sub[q_lo..q_hi].iter_mut().zip(src.iter().step_by(s)) {
+                            *v = *x;
+                        }
                     }
                 }
             }
-            // The next step: (c, i, j + 1), wrapping to the next kernel row and channel.
-            j += 1;
-            base += 1;
-            if j == g.kw {
-                (j, i) = (0, i + 1);
-                base += wp - g.kw;
-                if i == g.kh {
-                    i = 0;
-                    base += plane - g.kh * wp;
+        }
+    }
+
+    /// A run of pixels of a `b` panel: pixels `l0..l0 + len` of panel `q` (of the panels that
+    /// one call packs) read, for the step with tap offset `(c, off)`, the window floats from
+    /// `w0 + c * plane + off`.
+    #[derive(Clone, Copy)]
+    struct Run {
+        q: usize,
+        l0: usize,
+        len: usize,
+        w0: usize,
+        plane: usize,
+    }
+
+    /// Packs `taps.len()` steps (each a window channel and offset) of panels into `dst`
+    /// (`pk x NR` per panel, row after row, panel after panel), the panels `zero` (those with
+    /// fewer than `NR` pixels) zero-filled first: for each run of runs with the same channel
+    /// planes (one image's), step after step, each step's runs in order, so a window is read
+    /// sequentially.
+    #[target_feature(enable = "avx2")]
+    fn pack_runs(
+        win: &[f32],
+        taps: &[(usize, usize)],
+        runs: &[Run],
+        zero: &[usize],
+        dst: &mut [f32],
+    ) {
+        let pk = taps.len();
+        for &q in zero {
+            dst[q * pk * NR..(q + 1) * pk * NR].fill(0.0);
+        }
+        // (offset in `dst` of step 0, length, window offset) of each run.
+        let mut at = Vec::with_capacity(runs.len());
+        for group in runs.chunk_by(|a, b| a.plane == b.plane) {
+            let plane = group[0].plane;
+            at.clear();
+            at.extend(group.iter().map(|r| (r.q * pk * NR + r.l0, r.len, r.w0)));
+            for (t, &(c, off)) in taps.iter().enumerate() {
+                let (src, d) = (&win[c * plane + off..], &mut dst[t * NR..]);
+                for &(o, len, w0) in &at {
+                    copy(&mut d[o..o + len], &src[w0..]);
                 }
             }
         }
+    }
+
+    /// The tap offsets of the steps (im2col rows `(c, i, j)`) of the convolution `g` in a
+    /// window of layout `wn`: `(c, i wrow + col(j))`.
+    fn conv_taps(g: &Conv, wn: &Win) -> Vec<(usize, usize)> {
+        let mut taps = Vec::with_capacity(g.k());
+        for c in 0..g.ci {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    taps.push((c, i * wn.wrow() + wn.col(j)));
+                }
+            }
+        }
+        taps
     }
 
     /// Floats of packed `dyᵀ` per block of the weight gradient, about (`steps x co`).
@@ -764,31 +1026,6 @@ mod implicit {
     /// `dyᵀ` block (`steps x co`) stays under [`DW_B`] floats.
     fn dw_steps(g: &Conv) -> usize {
         (DW_B / g.co.next_multiple_of(NR)).clamp(64, KC) / 8 * 8
-    }
-
-    /// `d = src` (the same length, any): vector moves of 8 floats, the last one overlapping the
-    /// one before where the length is not a multiple of 8.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn copy_run(d: &mut [f32], src: &[f32]) {
-        let n = d.len();
-        assert_eq!(n, src.len());
-        if n < 8 {
-            d.copy_from_slice(src);
-            return;
-        }
-        let (dp, sp) = (d.as_mut_ptr(), src.as_ptr());
-        // SAFETY: every access is 8 floats at an offset `o <= n - 8` of slices of `n` floats.
-        unsafe {
-            let mut o = 0;
-            while o + 8 <= n {
-                _mm256_storeu_ps(dp.add(o), _mm256_loadu_ps(sp.add(o)));
-                o += 8;
-            }
-            if o < n {
-                _mm256_storeu_ps(dp.add(n - 8), _mm256_loadu_ps(sp.add(n - 8)));
-            }
-        }
     }
 
     /// The weight gradient on the packed kernel: `dw[co, k] = dy[co, n p] · im2col(x)[k, n p]ᵀ`
@@ -902,11 +1139,15 @@ mod implicit {
         let (r0, r1) = (panels.start * MR, (panels.end * MR).min(k));
         let (c_lo, c_hi) = (r0 / khw, (r1 - 1) / khw + 1);
         let nc = c_hi - c_lo;
-        let (wp, s) = (wp(g), g.stride);
+        let s = g.stride;
         let np = co.div_ceil(NR);
         let mut cv = ndarray::ArrayViewMut2::from_shape((r1 - r0, co), out).expect("rows x co");
-        // The channels `c_lo..c_hi` of the input, as a convolution of their own.
-        let gc = Conv { ci: nc, ..*g };
+        // The window of the channels `c_lo..c_hi` of the input.
+        let wn = Win {
+            ch: nc,
+            ..Win::of(g, false)
+        };
+        let wrow = wn.wrow();
         let own = g.identity();
         let mut segs = Vec::new();
         let mut runs = Vec::new();
@@ -936,18 +1177,18 @@ mod implicit {
                 while pix < pix1 {
                     let (oy, ox) = (pix / g.ow, pix % g.ow);
                     let len = (g.ow - ox).min(pix1 - pix);
-                    let w0 = at + (oy * s - y0) * wp + ox * s;
-                    runs.push((t - t0 + pix - pix0, len, w0, rows * wp));
+                    let w0 = at + (oy * s - y0) * wrow + ox;
+                    runs.push((t - t0 + pix - pix0, len, w0, wn.plane(rows)));
                     pix += len;
                 }
-                at += nc * rows * wp;
+                at += nc * wn.plane(rows);
                 t += pix1 - pix0;
             }
             with_scratch(&SCRATCH_A, at, |win| {
                 for &(img, _, _, _, y0, rows, wat) in segs.iter().filter(|_| !own) {
                     let xi = &x[img * chw + c_lo * g.h * g.w..(img + 1) * chw];
                     // SAFETY: `cpu` proves AVX2.
-                    unsafe { fill_window(&gc, xi, y0, rows, &mut win[wat..]) };
+                    unsafe { fill_window(&wn, xi, y0, rows, &mut win[wat..]) };
                 }
                 with_scratch(&SCRATCH_DWB, np * bl * NR, |bp| {
                     for (jp, dst) in bp.chunks_exact_mut(bl * NR).enumerate() {
@@ -974,18 +1215,11 @@ mod implicit {
                                 }
                                 let src = if own { x } else { &*win };
                                 let (c, i, j) = (r / khw, (r / g.kw) % g.kh, r % g.kw);
-                                let off = i * wp + j;
+                                let off = i * wrow + wn.col(j);
                                 for &(o, len, w0, plane) in &runs {
                                     let src = &src[w0 + (c - c_lo) * plane + off..];
-                                    let dr = &mut d[o..o + len];
-                                    if s == 1 {
-                                        // SAFETY: `cpu` proves AVX2.
-                                        unsafe { copy_run(dr, &src[..len]) };
-                                    } else {
-                                        for (v, x) in dr.iter_mut().zip(src.iter().step_by(s)) {
-                                            *v = *x;
-                                        }
-                                    }
+                                    // SAFETY: `cpu` proves AVX2.
+                                    unsafe { copy(&mut d[o..o + len], src) };
                                 }
                             }
                             let ap = &*ap;
@@ -1018,33 +1252,20 @@ mod implicit {
         if pt == 0 || g.k() == 0 {
             return;
         }
-        let (wp, s) = (wp(g), g.stride);
+        let wn = Win::of(g, false);
+        let (wrow, s) = (wn.wrow(), g.stride);
         let (y0, rows) = (oy0 * s, (oy1 - 1 - oy0) * s + g.kh);
-        let plane = rows * wp;
+        let plane = wn.plane(rows);
+        let taps = conv_taps(g, &wn);
         with_scratch(&SCRATCH_WIN, g.ci * plane, |win| {
             let _: Avx2Fma = cpu;
             // SAFETY: `cpu` proves AVX2.
-            unsafe { fill_window(g, x, y0, rows, win) };
-            let (mut c, mut i, mut j) = (0, 0, 0);
-            for d in col[..g.k() * pt].chunks_exact_mut(pt) {
-                let base = c * plane + i * wp + j;
+            unsafe { fill_window(&wn, x, y0, rows, win) };
+            for (d, &(c, off)) in col[..g.k() * pt].chunks_exact_mut(pt).zip(&taps) {
+                let base = c * plane + off;
                 for (oy, dr) in d.chunks_exact_mut(g.ow).enumerate() {
-                    let src = &win[base + oy * s * wp..];
-                    if s == 1 {
-                        // SAFETY: `cpu` proves AVX2.
-                        unsafe { copy(dr, &src[..g.ow]) };
-                    } else {
-                        for (v, x) in dr.iter_mut().zip(src.iter().step_by(s)) {
-                            *v = *x;
-                        }
-                    }
-                }
-                j += 1;
-                if j == g.kw {
-                    (j, i) = (0, i + 1);
-                    if i == g.kh {
-                        (i, c) = (0, c + 1);
-                    }
+                    // SAFETY: `cpu` proves AVX2.
+                    unsafe { copy(dr, &win[base + oy * s * wrow..]) };
                 }
             }
         });
@@ -1081,7 +1302,13 @@ mod implicit {
             };
             let yp = SendPtr(y.as_mut_ptr());
             let chw = g.ci * g.h * g.w;
-            let wp = wp(g);
+            // Panels of `NR` pixels on one output row each (`ow` a multiple of `NR`): read in
+            // place from the window (aligned), not packed. Not from the image itself (1x1,
+            // stride 1, unpadded), whose channel planes may be a multiple of 4 KiB apart.
+            let direct = g.ow.is_multiple_of(NR) && !g.identity() && g.co <= DIRECT_MAX_ROWS;
+            let wn = Win::of(g, direct);
+            let wrow = wn.wrow();
+            let taps = conv_taps(g, &wn);
             let run = |t: usize| {
                 let (task, part) = (t / parts, t % parts);
                 let panels = part * a.panels() / parts..(part + 1) * a.panels() / parts;
@@ -1117,15 +1344,43 @@ mod implicit {
                         rows,
                         at: seg_at,
                     });
-                    at += if own { 0 } else { g.ci * rows * wp };
+                    at += if own { 0 } else { g.ci * wn.plane(rows) };
                     u += q1 - q0;
+                }
+                // Runs of pixels on one output row (window offset of the first pixel for
+                // kernel offset (0, 0, 0)), and the panels short of `NR` pixels.
+                let (mut runs, mut zero) = (Vec::new(), Vec::new());
+                let mut qt = 0;
+                for sg in &segs {
+                    let plane = if own { p } else { wn.plane(sg.rows) };
+                    for q in sg.q0..sg.q1 {
+                        let (pix0, pix1) = (q * NR, ((q + 1) * NR).min(p));
+                        if pix1 - pix0 < NR {
+                            zero.push(qt);
+                        }
+                        let mut pix = pix0;
+                        while pix < pix1 {
+                            let (oy, ox) = (pix / g.ow, pix % g.ow);
+                            let len = (g.ow - ox).min(pix1 - pix);
+                            let w0 = sg.at + (oy * g.stride - sg.y0) * wrow + ox;
+                            runs.push(Run {
+                                q: qt,
+                                l0: pix - pix0,
+                                len,
+                                w0,
+                                plane,
+                            });
+                            pix += len;
+                        }
+                        qt += 1;
+                    }
                 }
                 with_scratch(&SCRATCH_A, at, |win| {
                     for sg in segs.iter().filter(|_| !own) {
                         let xi = &x[sg.img * chw..(sg.img + 1) * chw];
                         let _: Avx2Fma = cpu;
                         // SAFETY: `cpu` proves AVX2.
-                        unsafe { fill_window(g, xi, sg.y0, sg.rows, &mut win[sg.at..]) };
+                        unsafe { fill_window(&wn, xi, sg.y0, sg.rows, &mut win[sg.at..]) };
                     }
                     let mut outs = Vec::with_capacity(u1 - u0);
                     for sg in &segs {
@@ -1146,16 +1401,379 @@ mod implicit {
                         }
                     }
                     let win = if own { x } else { &*win };
-                    let pack = |p0: usize, pk: usize, dst: &mut [f32]| {
-                        let mut rest = dst;
+                    if direct {
+                        // One product per segment (its own channel planes): panel `q` step
+                        // `(c, i, j)` at `w0_q + c * plane + i * wrow + col(j)`.
+                        let mut rest = &mut outs[..];
+                        let mut runs = runs.iter();
+                        let mut offs = Vec::with_capacity(k);
                         for sg in &segs {
-                            let (d, tail) = rest.split_at_mut((sg.q1 - sg.q0) * pk * NR);
+                            let plane = if own { p } else { wn.plane(sg.rows) };
+                            offs.clear();
+                            offs.extend(taps.iter().map(|&(c, off)| c * plane + off));
+                            let nq = sg.q1 - sg.q0;
+                            let bases: Vec<usize> = runs.by_ref().take(nq).map(|r| r.w0).collect();
+                            let (o, tail) = std::mem::take(&mut rest).split_at_mut(nq);
                             rest = tail;
-                            // SAFETY: `cpu` proves AVX2.
-                            unsafe { pack_segment(g, win, sg, p0, d) };
+                            gemm_direct(cpu, 1.0, &a, panels.clone(), win, &bases, &offs, 0.0, o);
                         }
+                        return;
+                    }
+                    let pack = |p0: usize, pk: usize, dst: &mut [f32]| {
+                        // SAFETY: `cpu` proves AVX2.
+                        unsafe { pack_runs(win, &taps[p0..p0 + pk], &runs, &zero, dst) };
                     };
                     gemm_packed(cpu, 1.0, &a, panels.clone(), pack, 0.0, &mut outs);
+                });
+            };
+            if tasks * parts == 1 {
+                run(0);
+            } else {
+                (0..tasks * parts).into_par_iter().for_each(run);
+            }
+        });
+    }
+
+    /// One axis of the phase decomposition of a strided input gradient (for input positions
+    /// `s m + r`, phase `r`): their gradient takes the kernel taps `i ≡ r + pad (mod s)`, tap
+    /// `u < t` being kernel index `first - s u` and reading `dy` at `m - p + u`.
+    #[derive(Clone, Copy)]
+    struct Phase {
+        first: usize,
+        t: usize,
+        p: isize,
+        /// Positions `m` of the phase (input indices `s m + r < len`).
+        len: usize,
+    }
+
+    /// The `s` phases of an axis of `len` input positions, kernel `k`, padding `pad` before.
+    /// Input index `y = s m + r` is read by output `o` through tap `i` where
+    /// `s o + i = y + pad`: `i = a + s v` with `a = (r + pad) % s`, and `o = m + u0 - v` with
+    /// `u0 = (r + pad) / s`; the taps are taken in the order `u = t - 1 - v`.
+    fn phases(k: usize, s: usize, pad: usize, len: usize) -> Vec<Phase> {
+        (0..s)
+            .map(|r| {
+                let (a, u0) = ((r + pad) % s, (r + pad) / s);
+                let t = if a < k { (k - a).div_ceil(s) } else { 0 };
+                Phase {
+                    first: a + s * t.saturating_sub(1),
+                    t,
+                    p: t as isize - 1 - u0 as isize,
+                    len: if len > r { (len - r).div_ceil(s) } else { 0 },
+                }
+            })
+            .collect()
+    }
+
+    /// One product of a strided input gradient: phase `r` of the rows and `rc` of the columns,
+    /// `k` steps (`co` channels by the taps of both phases) and their offsets in the window.
+    struct PhaseProduct {
+        r: usize,
+        rc: usize,
+        k: usize,
+        taps: Vec<(usize, usize)>,
+    }
+
+    /// `d[2n] = e[n]`, `d[2n + 1] = o[n]` (`e` holds the even positions of `d`, `o` the odd
+    /// ones).
+    #[target_feature(enable = "avx2")]
+    fn interleave2(d: &mut [f32], e: &[f32], o: &[f32]) {
+        let (ne, no) = (d.len().div_ceil(2), d.len() / 2);
+        let (e, o) = (&e[..ne], &o[..no]);
+        let mut t = 0;
+        while t + 8 <= no {
+            // SAFETY: `e[t..t + 8]`, `o[t..t + 8]` and `d[2t..2t + 16]` are inside the slices.
+            unsafe {
+                let (a, b) = (
+                    _mm256_loadu_ps(e.as_ptr().add(t)),
+                    _mm256_loadu_ps(o.as_ptr().add(t)),
+                );
+                // [a0 b0 a1 b1 | a4 b4 a5 b5] and [a2 b2 a3 b3 | a6 b6 a7 b7].
+                let (lo, hi) = (_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+                let dp = d.as_mut_ptr().add(2 * t);
+                _mm256_storeu_ps(dp, _mm256_permute2f128_ps::<0x20>(lo, hi));
+                _mm256_storeu_ps(dp.add(8), _mm256_permute2f128_ps::<0x31>(lo, hi));
+            }
+            t += 8;
+        }
+        for t in t..no {
+            d[2 * t] = e[t];
+            d[2 * t + 1] = o[t];
+        }
+        if ne > no {
+            d[2 * no] = e[no];
+        }
+    }
+
+    /// The input gradient of a strided convolution `g` (`dx[n, ci, h, w]` from
+    /// `dy[n, co, oh, ow]` and `w[co, ci, kh, kw]`) as `s²` stride-1 products, one per phase
+    /// `(r, rc)` of the input positions `(s m + r, s n + rc)`: each is `dx` at those positions,
+    /// `a[ci, (o, u, v)] · b[(o, u, v), (m, n)]` with `a` the phase's taps of the kernel
+    /// (packed once per call, shared by every task) and `b[(o, u, v), (m, n)] =
+    /// dy[o, m - p_r + u, n - p_rc + v]` (zero outside `dy`) packed straight from one
+    /// zero-padded window of `dy` that serves all the phases, or read there in place where the
+    /// phase's width is a multiple of `NR` (no col2im). Each task takes one
+    /// image's block of rows `m` (all of its phases, so the input rows `s m0..s m1`), and
+    /// part of the channels where there are too few tasks; it computes each phase into its
+    /// scratch and interleaves the phases into the rows of `dx` (`s = 2` with vector shuffles).
+    /// Positions whose phase has no tap get zero. Every element is the kernel's sequence over
+    /// the blocks of `KC` steps of its phase's product (fixed by the shapes), whatever the
+    /// tasks.
+    pub(super) fn backward_input_phases(
+        cpu: Avx2Fma,
+        g: &Conv,
+        dy: &[f32],
+        w: &[f32],
+        dx: &mut [f32],
+    ) {
+        let (s, hw) = (g.stride, g.h * g.w);
+        let dx = &mut dx[..g.n * g.ci * hw];
+        if dx.is_empty() {
+            return;
+        }
+        let (rph, cph) = (phases(g.kh, s, g.ph, g.h), phases(g.kw, s, g.pw, g.w));
+        let live = |f: &&Phase| f.t > 0 && f.len > 0;
+        let (pmax, qmax) = match (
+            rph.iter().filter(live).map(|f| f.p).max(),
+            cph.iter().filter(live).map(|f| f.p).max(),
+        ) {
+            (Some(pm), Some(qm)) if g.co > 0 => (pm, qm),
+            _ => {
+                // No phase reads `dy`.
+                dx.fill(0.0);
+                return;
+            }
+        };
+        // The window: `dy` row `y` at padded row `y + pt`, column `x` at `x + pl`, wide
+        // enough for every column a phase reads (`n - p_rc + v + pl`).
+        let (pt, pl) = (pmax.max(0) as usize, qmax.max(0) as usize);
+        let wd = cph
+            .iter()
+            .filter(live)
+            .map(|f| (f.len + f.t + pl) as isize - 1 - f.p)
+            .max()
+            .unwrap_or(1) as usize;
+        let wn = Win {
+            ch: g.co,
+            h: g.oh,
+            w: g.ow,
+            ph: pt,
+            pw: pl,
+            s: 1,
+            wp: wd,
+            wq: wd,
+            align: false,
+        };
+        // The products, their weights `a[c, (o, u, v)] = w[o, c, first_r - s u, first_rc - s v]`
+        // and their tap offsets in the window (channel, `u wd + v`).
+        let mut prods = Vec::new();
+        let (mut alen, mut wlen) = (0, 0);
+        for (r, fr) in rph.iter().enumerate() {
+            for (rc, fc) in cph.iter().enumerate() {
+                if !(live(&fr) && live(&fc)) {
+                    continue;
+                }
+                let k = g.co * fr.t * fc.t;
+                let mut taps = Vec::with_capacity(k);
+                for o in 0..g.co {
+                    for u in 0..fr.t {
+                        for v in 0..fc.t {
+                            taps.push((o, u * wd + v));
+                        }
+                    }
+                }
+                prods.push(PhaseProduct { r, rc, k, taps });
+                alen += PackedA::len(g.ci, k);
+                wlen = wlen.max(g.ci * k);
+            }
+        }
+        let khw = g.kh * g.kw;
+        let par = dx.len() >= super::PAR_MIN;
+        let threads = if par { rayon::current_num_threads() } else { 1 };
+        with_scratch(&SCRATCH_W, alen, |abuf| {
+            let mut packed = Vec::with_capacity(prods.len());
+            let mut rest = &mut *abuf;
+            with_scratch(&SCRATCH_CALL, wlen, |wbuf| {
+                for pr in &prods {
+                    let (fr, fc) = (&rph[pr.r], &cph[pr.rc]);
+                    let wa = &mut wbuf[..g.ci * pr.k];
+                    for (c, row) in wa.chunks_exact_mut(pr.k).enumerate() {
+                        let mut d = row.iter_mut();
+                        for o in 0..g.co {
+                            let wo = &w[(o * g.ci + c) * khw..][..khw];
+                            for u in 0..fr.t {
+                                let i = fr.first - s * u;
+                                for v in 0..fc.t {
+                                    *d.next().expect("k steps") = wo[i * g.kw + fc.first - s * v];
+                                }
+                            }
+                        }
+                    }
+                    let (buf, tail) =
+                        std::mem::take(&mut rest).split_at_mut(PackedA::len(g.ci, pr.k));
+                    rest = tail;
+                    let av = ndarray::ArrayView2::from_shape((g.ci, pr.k), &*wa).expect("ci x k");
+                    packed.push(PackedA::new(av, buf, par && g.ci * pr.k >= super::PAR_MIN));
+                }
+            });
+            // Tasks: blocks of rows `m` of one image, each phase's packed `b` (`k` steps of
+            // its pixels) under about [`TILE`] floats.
+            let mrows = g.h.div_ceil(s);
+            let wmax = cph.iter().map(|f| f.len).max().unwrap_or(1).max(1);
+            let kmax = prods.iter().map(|p| p.k).max().unwrap_or(1);
+            let per = (TILE / (kmax.min(KC) * wmax)).clamp(1, mrows.max(1));
+            let nb = mrows.div_ceil(per);
+            let per = mrows.div_ceil(nb.max(1));
+            let tasks = g.n * nb;
+            let mp = g.ci.div_ceil(MR);
+            let parts = if tasks >= 2 * threads {
+                1
+            } else {
+                (2 * threads).div_ceil(tasks).min(mp)
+            };
+            let dxp = SendPtr(dx.as_mut_ptr());
+            let chw = g.co * g.oh * g.ow;
+            let zeros = vec![0f32; wmax];
+            let run = |t: usize| {
+                let (task, part) = (t / parts, t % parts);
+                let (img, b) = (task / nb, task % nb);
+                let (m0, m1) = (b * per, ((b + 1) * per).min(mrows));
+                let panels = part * mp / parts..(part + 1) * mp / parts;
+                let (r0, r1) = (panels.start * MR, (panels.end * MR).min(g.ci));
+                if r0 >= r1 {
+                    return;
+                }
+                // Window rows: from `y0` (phase rows `m0 - p_r + u + pt`), as many as the
+                // phases with positions in the block read.
+                let y0 = (m0 as isize + pt as isize - pmax) as usize;
+                let rows = prods
+                    .iter()
+                    .map(|pr| &rph[pr.r])
+                    .filter(|f| f.len > m0)
+                    .map(|f| (f.len.min(m1) - m0 + f.t) as isize + pmax - f.p - 1)
+                    .max()
+                    .unwrap_or(0)
+                    .max(0) as usize;
+                let plane = rows * wd;
+                // Each product's pixels `(m - m0) len_rc + n` in the block, and its place in
+                // the task's scratch (`r1 - r0` rows of them).
+                let pix: Vec<usize> = prods
+                    .iter()
+                    .map(|pr| rph[pr.r].len.min(m1).saturating_sub(m0) * cph[pr.rc].len)
+                    .collect();
+                let total: usize = pix.iter().sum();
+                with_scratch(&SCRATCH_A, g.co * plane, |win| {
+                    let dyi = &dy[img * chw..(img + 1) * chw];
+                    // SAFETY: `cpu` proves AVX2.
+                    unsafe { fill_window(&wn, dyi, y0, rows, win) };
+                    with_scratch(&SCRATCH_DX, (r1 - r0) * total, |tmp| {
+                        let mut rest = &mut *tmp;
+                        for ((pr, a), &np) in prods.iter().zip(&packed).zip(&pix) {
+                            let (out, tail) =
+                                std::mem::take(&mut rest).split_at_mut((r1 - r0) * np);
+                            rest = tail;
+                            if np == 0 {
+                                continue;
+                            }
+                            let (fr, fc) = (&rph[pr.r], &cph[pr.rc]);
+                            let wc = fc.len;
+                            // Runs of pixels on one row `m` (window offset of the first for
+                            // tap (0, 0, 0)), and the last panel if short of `NR` pixels.
+                            let mut runs = Vec::with_capacity(np / wc * (wc / NR + 2));
+                            let zero = if np % NR != 0 { vec![np / NR] } else { vec![] };
+                            for mm in 0..np / wc {
+                                let wrow = (mm as isize + pmax - fr.p) as usize * wd;
+                                let mut q = mm * wc;
+                                while q < (mm + 1) * wc {
+                                    let len = (NR - q % NR).min((mm + 1) * wc - q);
+                                    let n = q - mm * wc;
+                                    runs.push(Run {
+                                        q: q / NR,
+                                        l0: q % NR,
+                                        len,
+                                        w0: wrow + (n as isize + pl as isize - fc.p) as usize,
+                                        plane,
+                                    });
+                                    q += len;
+                                }
+                            }
+                            let mut view = ArrayViewMut2::from_shape((r1 - r0, np), out)
+                                .expect("rows x pixels");
+                            let mut outs: Vec<_> =
+                                view.axis_chunks_iter_mut(ndarray::Axis(1), NR).collect();
+                            let win = &*win;
+                            if wc.is_multiple_of(NR) && g.ci <= DIRECT_MAX_ROWS {
+                                // Panels of `NR` pixels on one row `m` each: read in place.
+                                let offs: Vec<usize> =
+                                    pr.taps.iter().map(|&(c, off)| c * plane + off).collect();
+                                let bases: Vec<usize> = runs.iter().map(|r| r.w0).collect();
+                                gemm_direct(
+                                    cpu,
+                                    1.0,
+                                    a,
+                                    panels.clone(),
+                                    win,
+                                    &bases,
+                                    &offs,
+                                    0.0,
+                                    &mut outs,
+                                );
+                                continue;
+                            }
+                            let pack = |p0: usize, pk: usize, dst: &mut [f32]| {
+                                // SAFETY: `cpu` proves AVX2.
+                                unsafe { pack_runs(win, &pr.taps[p0..p0 + pk], &runs, &zero, dst) };
+                            };
+                            gemm_packed(cpu, 1.0, a, panels.clone(), pack, 0.0, &mut outs);
+                        }
+                        // Interleave the phases into the rows `s m0..s m1` of `dx`: row `m`
+                        // of phase (r, rc) of channel `c`, or zeros where it has no product.
+                        let tmp = &*tmp;
+                        let mut at = 0;
+                        let mut slot = vec![None; s * s];
+                        for (pr, &np) in prods.iter().zip(&pix) {
+                            slot[pr.r * s + pr.rc] = Some((at, np));
+                            at += (r1 - r0) * np;
+                        }
+                        let src = |r: usize, rc: usize, c: usize, m: usize| -> &[f32] {
+                            let wc = cph[rc].len;
+                            match slot[r * s + rc] {
+                                Some((at, np)) => &tmp[at + (c - r0) * np + (m - m0) * wc..][..wc],
+                                None => &zeros[..wc],
+                            }
+                        };
+                        for c in r0..r1 {
+                            for m in m0..m1 {
+                                for r in 0..s {
+                                    let y = s * m + r;
+                                    if y >= g.h {
+                                        continue;
+                                    }
+                                    // SAFETY: row `y` of channel `c` of image `img` lies inside
+                                    // `dx`; each (image, row, channel) belongs to exactly one
+                                    // task, so the rows of parallel tasks are disjoint; `dx`
+                                    // outlives the loop.
+                                    let d = unsafe {
+                                        std::slice::from_raw_parts_mut(
+                                            dxp.get().add(((img * g.ci + c) * g.h + y) * g.w),
+                                            g.w,
+                                        )
+                                    };
+                                    if s == 2 {
+                                        // SAFETY: `cpu` proves AVX2.
+                                        unsafe { interleave2(d, src(r, 0, c, m), src(r, 1, c, m)) };
+                                    } else {
+                                        for rc in 0..s.min(g.w) {
+                                            let sv = src(r, rc, c, m);
+                                            for (x, v) in d[rc..].iter_mut().step_by(s).zip(sv) {
+                                                *x = *v;
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    });
                 });
             };
             if tasks * parts == 1 {
@@ -1235,7 +1853,9 @@ pub fn conv2d(
 
 /// `Op::Conv2dBackwardInput`: `dy[n, co, oh, ow], w[co, ci, kh, kw] -> dx[n, ci, in_h, in_w]`.
 /// With the packed kernel and stride 1: the implicit-GEMM forward convolution of `dy` with the
-/// flipped, transposed kernel (`Conv::transposed`); else `wᵀ · dy_i` and col2im per image.
+/// flipped, transposed kernel (`Conv::transposed`); with the packed kernel and a larger stride:
+/// one stride-1 implicit GEMM per phase of the input positions
+/// (`implicit::backward_input_phases`); else `wᵀ · dy_i` and col2im per image.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward_input(
     dy: &[f32],
@@ -1287,6 +1907,9 @@ pub fn conv2d_backward_input(
             });
             return;
         }
+        // Strided: one stride-1 product per phase of the input positions.
+        implicit::backward_input_phases(cpu, &g, dy, w, dx);
+        return;
     }
     let wt = view(w, g.co, k).reversed_axes();
     let chw = g.ci * g.h * g.w;

@@ -22,7 +22,10 @@
 //! once ([`PackedA`], the same blocks and panels as [`gemm`]) and run [`gemm_packed`] on the
 //! calling thread, for any set of `NR`-column panels of `b` that the caller packs itself (the
 //! implicit-GEMM convolutions of `super::linalg` pack them straight from the input image) and
-//! one output view per panel (the panels need not be one matrix). Callers that pack both
+//! one output view per panel (the panels need not be one matrix). Where each `b` panel is, step
+//! by step, `NR` consecutive floats of some buffer (`NR` pixels of one row of an image window,
+//! at an offset per kernel tap), [`gemm_direct`] has the kernel read them there, with no
+//! packing (the same blocks, kernel and operations). Callers that pack both
 //! operands themselves (the weight gradient of `super::linalg`) run the register kernel on
 //! their panels with [`micro_rows`], and can pack `b` panels from rows with [`pack_columns`].
 //!
@@ -36,8 +39,8 @@
 //! `alpha * acc + beta * c` when `beta != 0`). Full blocks are written with vector
 //! instructions and edge blocks element by element, with the same IEEE operations (no
 //! contraction), so the position of an element in a block does not matter either; and
-//! [`gemm_packed`] runs the same sequence (same blocks, same kernel), so how a product is cut
-//! into its calls, and which thread runs each, does not matter. Results
+//! [`gemm_packed`] and [`gemm_direct`] run the same sequence (same blocks, same kernel), so how
+//! a product is cut into its calls, and which thread runs each, does not matter. Results
 //! differ in the last bits from the fallback's (another summation order); the choice between
 //! the two depends on the CPU and the shapes only (`par::set_avx2` does not switch it).
 
@@ -505,10 +508,11 @@ fn micro(
     unsafe {
         let cp = c.as_mut_ptr().offset(i0 as isize * rs + j0 as isize * cs);
         if a_rows {
-            kernel::<true>(
+            kernel::<true, false>(
                 kc,
                 a.as_ptr(),
                 b.as_ptr(),
+                std::ptr::null(),
                 cp,
                 rs,
                 cs,
@@ -519,10 +523,11 @@ fn micro(
                 first,
             );
         } else {
-            kernel::<false>(
+            kernel::<false, false>(
                 kc,
                 a.as_ptr(),
                 b.as_ptr(),
+                std::ptr::null(),
                 cp,
                 rs,
                 cs,
@@ -537,20 +542,23 @@ fn micro(
 }
 
 /// The `MR x NR` register kernel: `acc = Σ_p a[p] ⊗ b[p]` over `kc` packed steps (`a` row
-/// after row when `A_ROWS`, `a[r * kc + p]`, else step after step, `a[p * MR + r]`), then the
-/// `mr x nr` block of `c` at `c` (strides `rs`, `cs`) becomes `alpha * acc + c` (`first`:
-/// `alpha * acc`, plus `beta * c` when `beta != 0`).
+/// after row when `A_ROWS`, `a[r * kc + p]`, else step after step, `a[p * MR + r]`; `b[p]` the
+/// `NR` floats at `b + p * NR`, or at `b + offs[p]` when `DIRECT`), then the `mr x nr` block of
+/// `c` at `c` (strides `rs`, `cs`) becomes `alpha * acc + c` (`first`: `alpha * acc`, plus
+/// `beta * c` when `beta != 0`).
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; `a` and `b` are readable for `kc * MR` and `kc * NR` floats; `c`
-/// is readable and writable at `r * rs + j * cs` for `r < mr <= MR`, `j < nr <= NR`, with no
-/// other access to those elements meanwhile.
+/// The CPU has AVX2 and FMA; `a` is readable for `kc * MR` floats, and `b` for `kc * NR`
+/// floats (when `DIRECT`: `offs` for `kc` offsets, and `b` for `NR` floats from each); `c` is
+/// readable and writable at `r * rs + j * cs` for `r < mr <= MR`, `j < nr <= NR`, with no other
+/// access to those elements meanwhile.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel<const A_ROWS: bool>(
+unsafe fn kernel<const A_ROWS: bool, const DIRECT: bool>(
     kc: usize,
     a: *const f32,
     b: *const f32,
+    offs: *const usize,
     c: *mut f32,
     rs: isize,
     cs: isize,
@@ -568,9 +576,16 @@ unsafe fn kernel<const A_ROWS: bool>(
     }
     let mut acc = [_mm256_setzero_ps(); 2 * MR];
     for p in 0..kc {
-        // SAFETY (all pointer reads here): step `p < kc` reads `b[p * NR..][..NR]` and
-        // `a[r * kc + p]` or `a[p * MR + r]` for `r < MR`, inside the caller's ranges.
-        let bp = unsafe { b.add(p * NR) };
+        // SAFETY (all pointer reads here): step `p < kc` reads `b[p * NR..][..NR]` (or
+        // `offs[p]` and `b[offs[p]..][..NR]`) and `a[r * kc + p]` or `a[p * MR + r]` for
+        // `r < MR`, inside the caller's ranges.
+        let bp = unsafe {
+            if DIRECT {
+                b.add(*offs.add(p))
+            } else {
+                b.add(p * NR)
+            }
+        };
         let (b0, b1) = unsafe { (_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8))) };
         for r in 0..MR {
             let at = if A_ROWS { r * kc + p } else { p * MR + r };
@@ -761,4 +776,129 @@ pub fn pack_columns(cpu: Avx2Fma, rows: &[&[f32]], kc: usize, dst: &mut [f32]) {
     let _: Avx2Fma = cpu;
     // SAFETY: `cpu` proves AVX2.
     unsafe { pack_transposed(rows, kc, dst) }
+}
+
+/// [`micro`] with the `b` panel read in place: step `p` is the `NR` floats at
+/// `src[base + offs[p]..]` (`offs_max` the largest of `offs`).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn micro_direct(
+    cpu: Avx2Fma,
+    a: &[f32],
+    a_rows: bool,
+    src: &[f32],
+    base: usize,
+    offs: &[usize],
+    offs_max: usize,
+    c: &mut ArrayViewMut2<f32>,
+    (i0, j0): (usize, usize),
+    alpha: f32,
+    beta: f32,
+    first: bool,
+) {
+    let kc = offs.len();
+    let (rows, cols) = c.dim();
+    assert!(i0 < rows && j0 < cols && a.len() >= kc * MR && base + offs_max + NR <= src.len());
+    let (mr, nr) = (MR.min(rows - i0), NR.min(cols - j0));
+    let (rs, cs) = (c.strides()[0], c.strides()[1]);
+    let _: Avx2Fma = cpu;
+    // SAFETY: as in `micro`; step `p` reads `src[base + offs[p]..][..NR]`, inside `src`
+    // (`offs[p] <= offs_max`, checked above).
+    unsafe {
+        let cp = c.as_mut_ptr().offset(i0 as isize * rs + j0 as isize * cs);
+        let b = src.as_ptr().add(base);
+        if a_rows {
+            kernel::<true, true>(
+                kc,
+                a.as_ptr(),
+                b,
+                offs.as_ptr(),
+                cp,
+                rs,
+                cs,
+                mr,
+                nr,
+                alpha,
+                beta,
+                first,
+            );
+        } else {
+            kernel::<false, true>(
+                kc,
+                a.as_ptr(),
+                b,
+                offs.as_ptr(),
+                cp,
+                rs,
+                cs,
+                mr,
+                nr,
+                alpha,
+                beta,
+                first,
+            );
+        }
+    }
+}
+
+/// [`gemm_packed`] with the `b` panels read in place rather than packed: step `p` of panel
+/// `q` is the `NR` floats at `src[bases[q] + offs[p]..]` (for example `NR` pixels of a row of
+/// an image window, `offs` the kernel taps; all `NR` are read even where `c[q]` has fewer
+/// columns, and must lie in `src`). The same blocks, kernel and operations as packing those
+/// floats for [`gemm_packed`], so bitwise the same results.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_direct(
+    cpu: Avx2Fma,
+    alpha: f32,
+    a: &PackedA,
+    panels: std::ops::Range<usize>,
+    src: &[f32],
+    bases: &[usize],
+    offs: &[usize],
+    beta: f32,
+    c: &mut [ArrayViewMut2<f32>],
+) {
+    let k = a.k;
+    let rows = (panels.end * MR).min(a.m).saturating_sub(panels.start * MR);
+    assert!(
+        panels.end <= a.panels()
+            && offs.len() == k
+            && bases.len() == c.len()
+            && c.iter().all(|v| v.nrows() == rows && v.ncols() <= NR)
+    );
+    if c.iter_mut().all(|v| super::linalg::degenerate(k, beta, v)) {
+        return;
+    }
+    for p0 in (0..k).step_by(KC) {
+        let pk = KC.min(k - p0);
+        let offs = &offs[p0..p0 + pk];
+        let offs_max = offs.iter().copied().max().unwrap_or(0);
+        let tiles: Vec<usize> = panels.clone().step_by(MC / MR).collect();
+        for t0 in tiles {
+            let t1 = (t0 + MC / MR).min(panels.end);
+            for (cq, &base) in c.iter_mut().zip(bases) {
+                if cq.ncols() == 0 {
+                    continue;
+                }
+                for ip in t0..t1 {
+                    let at = ((ip - panels.start) * MR, 0);
+                    let ap = a.panel(p0, pk, ip);
+                    micro_direct(
+                        cpu,
+                        ap,
+                        a.rows,
+                        src,
+                        base,
+                        offs,
+                        offs_max,
+                        cq,
+                        at,
+                        alpha,
+                        beta,
+                        p0 == 0,
+                    );
+                }
+            }
+        }
+    }
 }

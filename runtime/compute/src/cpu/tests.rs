@@ -27,6 +27,21 @@ fn ev(op: &Op, ins: &[(&[f32], &[usize])]) -> Vec<Vec<f32>> {
     eval(op, ins).unwrap().into_iter().map(|(v, _)| v).collect()
 }
 
+/// [`ev`] into outputs filled with NaN first, so that an element a kernel forgets to write
+/// shows.
+fn ev_nan(op: &Op, ins: &[(&[f32], &[usize])]) -> Vec<Vec<f32>> {
+    let shapes: Vec<&[usize]> = ins.iter().map(|(_, s)| *s).collect();
+    let mut outs: Vec<Vec<f32>> = op
+        .output_shapes(&shapes)
+        .unwrap()
+        .iter()
+        .map(|s| vec![f32::NAN; s.iter().product()])
+        .collect();
+    let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+    run(op, ins, &mut refs).unwrap();
+    outs
+}
+
 #[track_caller]
 fn assert_close(got: &[f32], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "lengths differ");
@@ -542,12 +557,86 @@ fn implicit_conv2d_and_its_gradients_match_naive_loops() {
     match_naive_loops(implicit_conv_cases(), 5);
 }
 
+/// Strided shapes for the phase-split windows of the implicit forward convolution and weight
+/// gradient and for the phase decomposition of the input gradient
+/// (`implicit::backward_input_phases`): odd and even sizes, both paddings, kernels smaller
+/// than, equal to and larger than the stride (phases without taps), non-square kernels,
+/// channel counts that are not multiples of the 6-row panels nor of the 16-column panels,
+/// pixel counts that are not multiples of 16, several images per task, several blocks of rows
+/// per image, channel parts, and more than one block of 1024 steps.
+fn strided_conv_cases() -> Vec<ConvCase> {
+    let c = ConvCase::new;
+    vec![
+        c(3, 5, 13, 9, 8, 3, 3, 2, Padding::Same),     // odd sizes
+        c(2, 7, 12, 10, 13, 3, 3, 2, Padding::Same),   // even sizes
+        c(2, 7, 11, 14, 9, 3, 3, 2, Padding::Valid),   // valid, odd by even
+        c(2, 6, 12, 13, 9, 3, 3, 2, Padding::Valid),   // valid, even by odd
+        c(3, 4, 9, 9, 7, 1, 1, 2, Padding::Same),      // 1x1: phases without taps
+        c(2, 3, 10, 11, 17, 1, 1, 2, Padding::Valid),  // 1x1, valid
+        c(2, 5, 15, 13, 11, 5, 5, 2, Padding::Same),   // 5x5
+        c(2, 3, 14, 17, 7, 5, 5, 2, Padding::Valid),   // 5x5, valid
+        c(2, 3, 12, 10, 4, 2, 2, 2, Padding::Same),    // kernel = stride
+        c(2, 3, 11, 9, 4, 2, 2, 2, Padding::Same),     // kernel = stride, odd sizes
+        c(2, 3, 7, 9, 10, 4, 3, 2, Padding::Same),     // non-square, even kernel
+        c(2, 6, 13, 11, 7, 3, 3, 3, Padding::Same),    // stride 3
+        c(2, 4, 14, 16, 5, 5, 5, 3, Padding::Valid),   // stride 3, 5x5
+        c(1, 2, 9, 8, 3, 2, 3, 3, Padding::Same),      // kernel rows < stride
+        c(2, 3, 10, 7, 4, 1, 3, 3, Padding::Valid),    // 1x3, stride 3
+        c(3, 5, 20, 17, 12, 3, 3, 3, Padding::Same),   // stride 3, wider
+        c(7, 3, 6, 6, 5, 3, 3, 2, Padding::Same),      // 9 pixels: many images per task
+        c(3, 16, 20, 18, 20, 3, 3, 2, Padding::Same),  // one block per image, channel parts
+        c(2, 8, 70, 66, 40, 3, 3, 2, Padding::Same),   // two blocks of rows per image
+        c(2, 120, 7, 6, 7, 3, 3, 2, Padding::Same),    // k = 1080: two blocks of steps
+        c(1, 3, 6, 6, 260, 3, 3, 2, Padding::Same),    // input gradient: 1040 steps
+        c(2, 4, 50, 46, 160, 3, 3, 2, Padding::Valid), // weight gradient blocks straddle images
+        c(2, 3, 7, 2, 4, 3, 3, 3, Padding::Same),      // fewer columns than the stride
+        c(2, 3, 1, 5, 4, 3, 3, 2, Padding::Same),      // one row
+        c(1, 2, 2, 1, 3, 1, 1, 3, Padding::Valid),     // one column, 1x1, stride 3
+    ]
+}
+
+/// Shapes whose panels of 16 output pixels each lie on one output row (`ow`, or for the
+/// input gradient of strided convolutions a phase's width, a multiple of 16), which the
+/// implicit GEMMs read in place from the window rather than pack (`sgemm::gemm_direct`), and
+/// neighbours where only some phases are: strides 1 to 3, the image as its own window (1x1,
+/// stride 1), several images per task, more than one tile of 48 rows, more than one block of
+/// 1024 steps.
+fn direct_conv_cases() -> Vec<ConvCase> {
+    let c = ConvCase::new;
+    vec![
+        c(3, 5, 9, 32, 7, 3, 3, 1, Padding::Same),   // stride 1
+        c(2, 4, 6, 16, 5, 1, 1, 1, Padding::Valid),  // 1x1, stride 1: the image itself
+        c(2, 4, 8, 32, 70, 3, 3, 1, Padding::Same),  // two tiles of rows
+        c(3, 6, 10, 32, 13, 3, 3, 2, Padding::Same), // stride 2: ow = 16, phases of 16
+        c(2, 5, 11, 33, 9, 3, 3, 2, Padding::Same),  // phases of 17 and 16 columns
+        c(2, 3, 12, 31, 7, 3, 3, 2, Padding::Valid), // ow = 15, phases of 16 and 15
+        c(2, 4, 9, 48, 6, 3, 3, 3, Padding::Same),   // stride 3
+        c(2, 4, 10, 96, 5, 5, 5, 2, Padding::Same),  // 5x5
+        c(9, 3, 4, 32, 5, 3, 3, 2, Padding::Same),   // 32 pixels: many images per task
+        c(2, 120, 5, 32, 7, 3, 3, 2, Padding::Same), // k = 1080: two blocks of steps
+        c(1, 3, 6, 32, 260, 3, 3, 2, Padding::Same), // input gradient: 1040 steps
+        c(2, 8, 40, 64, 20, 3, 3, 2, Padding::Same), // several tasks per image
+    ]
+}
+
+#[test]
+fn strided_conv2d_and_its_gradients_match_naive_loops() {
+    match_naive_loops(strided_conv_cases(), 7);
+}
+
+#[test]
+fn direct_conv2d_and_its_gradients_match_naive_loops() {
+    match_naive_loops(direct_conv_cases(), 11);
+}
+
 /// The generic convolutions (im2col and GEMM: CPUs without AVX2 and FMA) on the same cases.
 #[test]
 fn generic_conv2d_and_its_gradients_match_naive_loops() {
     super::linalg::set_generic_convs(true);
     match_naive_loops(conv_cases(), 3);
     match_naive_loops(implicit_conv_cases(), 5);
+    match_naive_loops(strided_conv_cases(), 7);
+    match_naive_loops(direct_conv_cases(), 11);
     super::linalg::set_generic_convs(false);
 }
 
@@ -572,7 +661,7 @@ fn match_naive_loops(cases: Vec<ConvCase>, seed: u64) {
             dw[wi] += dy[yi] as f64 * x[xi] as f64;
         });
         let (stride, padding) = (c.stride, c.padding);
-        let got = ev(&Op::Conv2d { stride, padding }, &[(&x, &xs), (&w, &ws)]);
+        let got = ev_nan(&Op::Conv2d { stride, padding }, &[(&x, &xs), (&w, &ws)]);
         assert_close(&got[0], &y, 1e-5);
         let op = Op::Conv2dBackwardInput {
             stride,
@@ -580,7 +669,7 @@ fn match_naive_loops(cases: Vec<ConvCase>, seed: u64) {
             in_h: c.h,
             in_w: c.w,
         };
-        let got = ev(&op, &[(&dy, &ys), (&w, &ws)]);
+        let got = ev_nan(&op, &[(&dy, &ys), (&w, &ws)]);
         assert_close(&got[0], &dx, 1e-5);
         let op = Op::Conv2dBackwardWeight {
             stride,
@@ -588,7 +677,7 @@ fn match_naive_loops(cases: Vec<ConvCase>, seed: u64) {
             kh: c.kh,
             kw: c.kw,
         };
-        let got = ev(&op, &[(&x, &xs), (&dy, &ys)]);
+        let got = ev_nan(&op, &[(&x, &xs), (&dy, &ys)]);
         assert_close(&got[0], &dw, 1e-5);
     }
 }
@@ -596,7 +685,11 @@ fn match_naive_loops(cases: Vec<ConvCase>, seed: u64) {
 #[test]
 fn implicit_convs_are_bitwise_the_same_on_any_thread_count() {
     let mut rng = Rng(17);
-    for c in implicit_conv_cases() {
+    let cases = implicit_conv_cases()
+        .into_iter()
+        .chain(strided_conv_cases())
+        .chain(direct_conv_cases());
+    for c in cases {
         let (oh, ow, _, _) = geometry(&c);
         let xs = [c.n, c.ci, c.h, c.w];
         let ws = [c.co, c.ci, c.kh, c.kw];

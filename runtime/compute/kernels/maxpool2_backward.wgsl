@@ -1,7 +1,7 @@
 // Op::MaxPool2Backward: x[n, c, h, w], y (pooled), dy -> dx[n, c, h, w]. Each window's
-// gradient goes to its first element in row-major order equal to the pooled value (or its
-// first NaN when the pooled value is NaN); other elements and the odd trailing rows/columns
-// get 0. One thread per input element.
+// gradient goes to its first element in row-major order equal to the pooled value, or its
+// last NaN when the pooled value is NaN (PyTorch's index); other elements and the odd
+// trailing rows/columns get 0. One thread per input element.
 
 struct Params {
     n: u32,
@@ -17,10 +17,6 @@ struct Params {
 
 fn is_nan(v: f32) -> bool {
     return !(v == v);
-}
-
-fn hit(v: f32, m: f32) -> bool {
-    return v == m || (is_nan(m) && is_nan(v));
 }
 
 @compute @workgroup_size(256)
@@ -42,12 +38,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             let o = (plane * oh + oy) * ow + ox;
             let m = y[o];
             let top = (plane * p.h + 2u * oy) * p.w + 2u * ox;
-            // Position (0..4) of the first element of the window equal to m, 4 if none.
+            // Position (0..4) of the first element of the window equal to m (the last NaN
+            // when m is NaN), 4 if none.
             var first = 4u;
-            if (hit(x[top + p.w + 1u], m)) { first = 3u; }
-            if (hit(x[top + p.w], m)) { first = 2u; }
-            if (hit(x[top + 1u], m)) { first = 1u; }
-            if (hit(x[top], m)) { first = 0u; }
+            if (is_nan(m)) {
+                if (is_nan(x[top])) { first = 0u; }
+                if (is_nan(x[top + 1u])) { first = 1u; }
+                if (is_nan(x[top + p.w])) { first = 2u; }
+                if (is_nan(x[top + p.w + 1u])) { first = 3u; }
+            } else {
+                if (x[top + p.w + 1u] == m) { first = 3u; }
+                if (x[top + p.w] == m) { first = 2u; }
+                if (x[top + 1u] == m) { first = 1u; }
+                if (x[top] == m) { first = 0u; }
+            }
             if (first == (iy % 2u) * 2u + ix % 2u) {
                 g = dy[o];
             }

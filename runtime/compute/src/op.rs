@@ -86,7 +86,8 @@ pub enum Op {
     },
     /// `x[n, c, h, w] -> y[n, c, h/2, w/2]` (floor; odd trailing rows/columns dropped).
     MaxPool2,
-    /// `x, y, dy -> dx`: the gradient goes to the first maximum of each window (row-major).
+    /// `x, y, dy -> dx`: the gradient goes to the first maximum of each window (row-major), or
+    /// to its last NaN when the window holds NaN (PyTorch's choice).
     MaxPool2Backward,
     /// Nearest-neighbour 2x upsampling: `x[n, c, h, w] -> y[n, c, 2h, 2w]`.
     Upsample2,

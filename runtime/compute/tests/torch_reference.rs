@@ -842,6 +842,60 @@ fn relu_family_nan_as_pytorch() {
     }
 }
 
+/// Max-pool windows holding NaN, as PyTorch 2.15 routes them (its scan keeps `v > max ||
+/// isnan(v)`, so the last NaN of a window is its argmax): `[[1, NaN], [NaN, 0]]` sends the
+/// gradient to the NaN at (1, 0), `[[NaN, 5], [2, NaN]]` to (1, 1); a window with one NaN to
+/// that NaN; without NaN, to the first maximum.
+#[test]
+fn maxpool_nan_windows_as_pytorch() {
+    let nan = f32::NAN;
+    // One [1, 1, 2, 8] image: four 2x2 windows side by side.
+    let windows = [
+        ([1.0, nan, nan, 0.0], 2),
+        ([nan, 5.0, 2.0, nan], 3),
+        ([3.0, 3.0, nan, 3.0], 2),
+        ([4.0, 7.0, 7.0, 1.0], 1),
+    ];
+    let (h, w) = (2, 8);
+    let mut x = vec![0f32; h * w];
+    for (q, (v, _)) in windows.iter().enumerate() {
+        x[2 * q] = v[0];
+        x[2 * q + 1] = v[1];
+        x[w + 2 * q] = v[2];
+        x[w + 2 * q + 1] = v[3];
+    }
+    let shape = vec![1, 1, h, w];
+    let dy = vec![10.0, 20.0, 30.0, 40.0];
+    for (_, be) in backends() {
+        let y = run_on(be, &Op::MaxPool2, &[(x.clone(), shape.clone())], None).remove(0);
+        let dx = run_on(
+            be,
+            &Op::MaxPool2Backward,
+            &[
+                (x.clone(), shape.clone()),
+                (y.clone(), vec![1, 1, 1, 4]),
+                (dy.clone(), vec![1, 1, 1, 4]),
+            ],
+            None,
+        )
+        .remove(0);
+        for (q, &(_, at)) in windows.iter().enumerate() {
+            let pos = [2 * q, 2 * q + 1, w + 2 * q, w + 2 * q + 1];
+            let got: Vec<f32> = pos.iter().map(|&k| dx[k]).collect();
+            let mut want = [0f32; 4];
+            want[at] = dy[q];
+            assert_eq!(
+                got,
+                want,
+                "maxpool2_backward on {}: window {q} {:?} (pooled {})",
+                be.describe(),
+                windows[q].0,
+                y[q]
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------- coverage
 
 /// Number of `Op` variants; [`variant`] has no wildcard arm, so a new variant stops this file

@@ -399,8 +399,9 @@ pub fn maxpool2(x: &[f32], shape: &[usize], y: &mut [f32]) {
 }
 
 /// `Op::MaxPool2Backward`: each window's gradient goes to its first element (row-major) equal
-/// to the pooled value (or its first NaN when the pooled value is NaN); the other elements,
-/// and odd trailing rows/columns, get zero.
+/// to the pooled value, or its last NaN when the pooled value is NaN (PyTorch's index: its
+/// scan takes `v > max || isnan(v)`); the other elements, and odd trailing rows/columns, get
+/// zero.
 pub fn maxpool2_backward(x: &[f32], shape: &[usize], y: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3]);
     let (oh, ow) = (h / 2, w / 2);
@@ -420,10 +421,12 @@ pub fn maxpool2_backward(x: &[f32], shape: &[usize], y: &[f32], dy: &[f32], dx: 
                         (2 * i + 1) * w + 2 * jj,
                         (2 * i + 1) * w + 2 * jj + 1,
                     ];
-                    if let Some(&k) = idx
-                        .iter()
-                        .find(|&&k| xp[k] == m || (m.is_nan() && xp[k].is_nan()))
-                    {
+                    let hit = if m.is_nan() {
+                        idx.iter().rfind(|&&k| xp[k].is_nan())
+                    } else {
+                        idx.iter().find(|&&k| xp[k] == m)
+                    };
+                    if let Some(&k) = hit {
                         dp[k] = gp[i * ow + jj];
                     }
                 }

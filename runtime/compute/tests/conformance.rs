@@ -12,43 +12,14 @@
 //! Without a GPU adapter the tests print a skip notice and pass, except under `CI=true`, where
 //! a missing adapter (CI installs Mesa's lavapipe) is a failure.
 
-use std::sync::OnceLock;
-
-use mlp_compute::cpu::CpuBackend;
 use mlp_compute::gpu::{GpuBackend, GpuOptions};
+mod common;
+
+use common::{cpu, gpu, run_on, Input};
 use mlp_compute::op::{numel, Activation, Op, Padding};
 use mlp_compute::{Backend, ComputeError, Tensor};
 
 // ------------------------------------------------------------------------------------ harness
-
-fn gpu() -> Option<&'static GpuBackend> {
-    static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
-    GPU.get_or_init(|| match GpuBackend::new(GpuOptions::allow_cpu()) {
-        Ok(g) => {
-            eprintln!("conformance: GPU backend on {}", g.describe());
-            Some(g)
-        }
-        Err(e) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!(
-                    "no GPU adapter under CI=true (CI installs mesa-vulkan-drivers for \
-                     lavapipe): {e}"
-                );
-            }
-            eprintln!(
-                "SKIPPED: GPU conformance tests need a wgpu adapter (a GPU, or Mesa's lavapipe \
-                 from mesa-vulkan-drivers): {e}"
-            );
-            None
-        }
-    })
-    .as_ref()
-}
-
-fn cpu() -> &'static CpuBackend {
-    static CPU: OnceLock<CpuBackend> = OnceLock::new();
-    CPU.get_or_init(CpuBackend::new)
-}
 
 /// SplitMix64: a seeded, dependency-free generator.
 struct Rng(u64);
@@ -97,43 +68,6 @@ fn sum_tol(k: usize, t: f32) -> Tol {
         rel: 1e-5,
         abs: 5e-7 * k.max(1) as f32 * t + 1e-6,
     }
-}
-
-type Input = (Vec<f32>, Vec<usize>);
-
-/// Runs `op` on `backend`; in-place ops start from `init` outputs. Returns the outputs.
-fn run_on(be: &dyn Backend, op: &Op, inputs: &[Input], init: Option<&[Vec<f32>]>) -> Vec<Vec<f32>> {
-    let shapes: Vec<&[usize]> = inputs.iter().map(|(_, s)| s.as_slice()).collect();
-    let out_shapes = op.output_shapes(&shapes).expect("valid shapes");
-    let ins: Vec<Tensor> = inputs
-        .iter()
-        .map(|(d, s)| {
-            assert_eq!(d.len(), numel(s), "test data for {op:?}");
-            let b = be.alloc(d.len()).unwrap();
-            be.upload(b, d).unwrap();
-            Tensor::new(b, s.clone())
-        })
-        .collect();
-    let outs: Vec<Tensor> = out_shapes
-        .iter()
-        .enumerate()
-        .map(|(k, s)| {
-            let b = be.alloc(numel(s)).unwrap();
-            if let Some(init) = init {
-                be.upload(b, &init[k]).unwrap();
-            }
-            Tensor::new(b, s.clone())
-        })
-        .collect();
-    let in_refs: Vec<&Tensor> = ins.iter().collect();
-    let out_refs: Vec<&Tensor> = outs.iter().collect();
-    be.dispatch(op, &in_refs, &out_refs)
-        .unwrap_or_else(|e| panic!("{op:?} on {}: {e}", be.describe()));
-    let res = outs.iter().map(|t| be.download(t.buf).unwrap()).collect();
-    for t in ins.iter().chain(&outs) {
-        be.free(t.buf);
-    }
-    res
 }
 
 /// Runs `op` on both backends and compares every output with `tols[k]` (or `tols[0]`).

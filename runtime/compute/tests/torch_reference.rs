@@ -46,41 +46,14 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use mlp_compute::cpu::CpuBackend;
 use mlp_compute::gpu::{GpuBackend, GpuOptions};
+mod common;
+
+use common::{cpu, gpu, run_on, Input};
 use mlp_compute::op::{numel, Activation, Op, Padding};
-use mlp_compute::{Backend, Tensor};
+use mlp_compute::Backend;
 
 // ------------------------------------------------------------------------------------ harness
-
-fn gpu() -> Option<&'static GpuBackend> {
-    static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
-    GPU.get_or_init(|| match GpuBackend::new(GpuOptions::allow_cpu()) {
-        Ok(g) => {
-            eprintln!("torch_reference: GPU backend on {}", g.describe());
-            Some(g)
-        }
-        Err(e) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!(
-                    "no GPU adapter under CI=true (CI installs mesa-vulkan-drivers for \
-                     lavapipe): {e}"
-                );
-            }
-            eprintln!(
-                "SKIPPED: the GPU half of the torch reference tests needs a wgpu adapter (a GPU, \
-                 or Mesa's lavapipe from mesa-vulkan-drivers): {e}"
-            );
-            None
-        }
-    })
-    .as_ref()
-}
-
-fn cpu() -> &'static CpuBackend {
-    static CPU: OnceLock<CpuBackend> = OnceLock::new();
-    CPU.get_or_init(CpuBackend::new)
-}
 
 /// The backends every case runs on, with a short label: the CPU, and the GPU when there is an
 /// adapter.
@@ -90,43 +63,6 @@ fn backends() -> Vec<(&'static str, &'static dyn Backend)> {
         v.push(("gpu", g));
     }
     v
-}
-
-type Input = (Vec<f32>, Vec<usize>);
-
-/// Runs `op` on `backend`; in-place ops start from `init` outputs. Returns the outputs.
-fn run_on(be: &dyn Backend, op: &Op, inputs: &[Input], init: Option<&[Vec<f32>]>) -> Vec<Vec<f32>> {
-    let shapes: Vec<&[usize]> = inputs.iter().map(|(_, s)| s.as_slice()).collect();
-    let out_shapes = op.output_shapes(&shapes).expect("valid shapes");
-    let ins: Vec<Tensor> = inputs
-        .iter()
-        .map(|(d, s)| {
-            assert_eq!(d.len(), numel(s), "test data for {op:?}");
-            let b = be.alloc(d.len()).unwrap();
-            be.upload(b, d).unwrap();
-            Tensor::new(b, s.clone())
-        })
-        .collect();
-    let outs: Vec<Tensor> = out_shapes
-        .iter()
-        .enumerate()
-        .map(|(k, s)| {
-            let b = be.alloc(numel(s)).unwrap();
-            if let Some(init) = init {
-                be.upload(b, &init[k]).unwrap();
-            }
-            Tensor::new(b, s.clone())
-        })
-        .collect();
-    let in_refs: Vec<&Tensor> = ins.iter().collect();
-    let out_refs: Vec<&Tensor> = outs.iter().collect();
-    be.dispatch(op, &in_refs, &out_refs)
-        .unwrap_or_else(|e| panic!("{op:?} on {}: {e}", be.describe()));
-    let res = outs.iter().map(|t| be.download(t.buf).unwrap()).collect();
-    for t in ins.iter().chain(&outs) {
-        be.free(t.buf);
-    }
-    res
 }
 
 // -------------------------------------------------------------------------- reference file

@@ -507,36 +507,48 @@ fn micro(
     // those, through the view's exclusive borrow.
     unsafe {
         let cp = c.as_mut_ptr().offset(i0 as isize * rs + j0 as isize * cs);
+        let (b, offs) = (b.as_ptr(), std::ptr::null());
+        kernel_for::<false>(
+            a_rows,
+            kc,
+            a.as_ptr(),
+            b,
+            offs,
+            cp,
+            (rs, cs),
+            (mr, nr),
+            alpha,
+            beta,
+            first,
+        );
+    }
+}
+
+/// [`kernel`] for `a` row after row (`a_rows`) or step after step.
+///
+/// # Safety
+/// As [`kernel`].
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn kernel_for<const DIRECT: bool>(
+    a_rows: bool,
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    offs: *const usize,
+    c: *mut f32,
+    (rs, cs): (isize, isize),
+    (mr, nr): (usize, usize),
+    alpha: f32,
+    beta: f32,
+    first: bool,
+) {
+    // SAFETY: the caller's contract is `kernel`'s.
+    unsafe {
         if a_rows {
-            kernel::<true, false>(
-                kc,
-                a.as_ptr(),
-                b.as_ptr(),
-                std::ptr::null(),
-                cp,
-                rs,
-                cs,
-                mr,
-                nr,
-                alpha,
-                beta,
-                first,
-            );
+            kernel::<true, DIRECT>(kc, a, b, offs, c, rs, cs, mr, nr, alpha, beta, first)
         } else {
-            kernel::<false, false>(
-                kc,
-                a.as_ptr(),
-                b.as_ptr(),
-                std::ptr::null(),
-                cp,
-                rs,
-                cs,
-                mr,
-                nr,
-                alpha,
-                beta,
-                first,
-            );
+            kernel::<false, DIRECT>(kc, a, b, offs, c, rs, cs, mr, nr, alpha, beta, first)
         }
     }
 }
@@ -807,37 +819,20 @@ fn micro_direct(
     unsafe {
         let cp = c.as_mut_ptr().offset(i0 as isize * rs + j0 as isize * cs);
         let b = src.as_ptr().add(base);
-        if a_rows {
-            kernel::<true, true>(
-                kc,
-                a.as_ptr(),
-                b,
-                offs.as_ptr(),
-                cp,
-                rs,
-                cs,
-                mr,
-                nr,
-                alpha,
-                beta,
-                first,
-            );
-        } else {
-            kernel::<false, true>(
-                kc,
-                a.as_ptr(),
-                b,
-                offs.as_ptr(),
-                cp,
-                rs,
-                cs,
-                mr,
-                nr,
-                alpha,
-                beta,
-                first,
-            );
-        }
+        let offs = offs.as_ptr();
+        kernel_for::<true>(
+            a_rows,
+            kc,
+            a.as_ptr(),
+            b,
+            offs,
+            cp,
+            (rs, cs),
+            (mr, nr),
+            alpha,
+            beta,
+            first,
+        );
     }
 }
 

@@ -435,3 +435,199 @@ fn gpu_loss_and_gradients_match_cpu() {
         }
     }
 }
+
+// ---- Transposed convolution -------------------------------------------------------------
+
+/// `(filters, kernel, stride)` cases on a `[3, 4, 5]` input.
+const CT_CASES: [(usize, usize, usize); 3] = [(2, 2, 2), (2, 3, 2), (2, 3, 1)];
+
+/// `x[3, 4, 5] -> [1x1 conv ->] conv_transpose2d -> prediction`, with an MSE loss. The 1x1
+/// convolution in front (when `pre`) makes the transposed convolution's input gradient part
+/// of a parameter gradient.
+fn ct_graph(f: usize, k: usize, s: usize, pre: bool) -> Graph {
+    let (oh, ow) = (3 * s + k, 4 * s + k);
+    let mut g = Graph::new();
+    let x = g.input("x", &[3, 4, 5]).unwrap();
+    let t = g.target("y", &[f, oh, ow]).unwrap();
+    let mut h = x;
+    if pre {
+        h = g
+            .conv2d("pre", h, 3, 1, 1, mlp_compute::Padding::Valid, true, 1.0)
+            .unwrap();
+        h = g.act("pre.act", h, Activation::Tanh).unwrap();
+    }
+    let y = g.conv_transpose2d("up", h, f, k, s, true, 1.0).unwrap();
+    assert_eq!(g.node(y).shape, vec![1, f, oh, ow]);
+    g.loss("mse", LossKind::Mse, y, t, 1.0).unwrap();
+    g.set_output("prediction", y).unwrap();
+    g
+}
+
+/// Random inputs and targets for [`ct_graph`] at batch `batch`.
+fn ct_data(f: usize, k: usize, s: usize, batch: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let xs = uniform(&mut rng, batch * 3 * 4 * 5, -1.0, 1.0);
+    let ys = uniform(&mut rng, batch * f * (3 * s + k) * (4 * s + k), -1.0, 1.0);
+    (xs, ys)
+}
+
+/// A trainer for [`ct_graph`] with non-zero biases.
+fn ct_trainer(be: Arc<dyn Backend>, f: usize, k: usize, s: usize, batch: usize) -> Trainer {
+    let mut tr = Trainer::new(be, ct_graph(f, k, s, true), config(batch)).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    tr.set_param("pre.bias", &uniform(&mut rng, 3, -0.3, 0.3))
+        .unwrap();
+    tr.set_param("up.bias", &uniform(&mut rng, f, -0.3, 0.3))
+        .unwrap();
+    tr
+}
+
+#[test]
+fn conv_transpose2d_forward_matches_naive_loop() {
+    let (c, h, w, n) = (3, 4, 5, 2);
+    for (f, k, s) in CT_CASES {
+        let mut tr = Trainer::new(backend(), ct_graph(f, k, s, false), config(n)).unwrap();
+        assert_eq!(tr.graph().params[0].shape, vec![c, f, k, k]);
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let wt = uniform(&mut rng, c * f * k * k, -1.0, 1.0);
+        let bias = uniform(&mut rng, f, -0.5, 0.5);
+        tr.set_param("up.weight", &wt).unwrap();
+        tr.set_param("up.bias", &bias).unwrap();
+        let (xs, _) = ct_data(f, k, s, n, 12);
+        let got = tr.predict(&xs).unwrap();
+        let (oh, ow) = ((h - 1) * s + k, (w - 1) * s + k);
+        assert_eq!(got.len(), n * f * oh * ow);
+        // y[n, f, iy s + i, ix s + j] += x[n, c, iy, ix] w[c, f, i, j], plus bias[f].
+        let mut want = vec![0f64; got.len()];
+        for b in 0..n {
+            for fo in 0..f {
+                for v in &mut want[(b * f + fo) * oh * ow..][..oh * ow] {
+                    *v = bias[fo] as f64;
+                }
+                for ci in 0..c {
+                    for iy in 0..h {
+                        for ix in 0..w {
+                            let xv = xs[((b * c + ci) * h + iy) * w + ix] as f64;
+                            for i in 0..k {
+                                for j in 0..k {
+                                    let wv = wt[((ci * f + fo) * k + i) * k + j] as f64;
+                                    let o = ((b * f + fo) * oh + iy * s + i) * ow + ix * s + j;
+                                    want[o] += xv * wv;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (o, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (*g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "f {f} k {k} s {s}: y[{o}] = {g} vs {w}"
+            );
+        }
+    }
+}
+
+#[test]
+fn conv_transpose2d_gradients_match_finite_differences() {
+    for (f, k, s) in CT_CASES {
+        let batch = 2;
+        let (xs, ys) = ct_data(f, k, s, batch, 13);
+        let mut tr = ct_trainer(backend(), f, k, s, batch);
+        // pre.weight and pre.bias check the input gradient, up.weight the weight gradient.
+        let worst = gradcheck(&mut tr, &Dataset::new(&xs, &ys), 16, 1e-2, 2e-2);
+        eprintln!("conv_transpose2d f {f} k {k} s {s}: worst relative error {worst:.3e}");
+    }
+}
+
+#[test]
+fn conv_transpose2d_schedule_and_bad_inputs() {
+    let g = ct_graph(2, 3, 2, true);
+    let s = g.lower_train(2, None).unwrap();
+    let text = s.to_string();
+    assert!(
+        text.contains("conv2d_backward_input") && text.contains("conv2d_backward_weight"),
+        "{text}"
+    );
+    // Fan-in as PyTorch's ConvTranspose2d: weight.size(1) * k * k.
+    let info = &g.params[g.param_index("up.weight").unwrap()];
+    assert_eq!(info.shape, vec![3, 2, 3, 3]);
+    assert!(
+        matches!(
+            info.init,
+            mlp_compute::graph::Init::KaimingUniform { fan_in: 18, .. }
+        ),
+        "{:?}",
+        info.init
+    );
+    let mut g = Graph::new();
+    let x = g.input("x", &[3, 4, 5]).unwrap();
+    let v = g.input("v", &[4, 5]).unwrap();
+    for (input, k, s) in [(v, 2, 2), (x, 0, 2), (x, 2, 0)] {
+        let err = g
+            .conv_transpose2d(&format!("ct_{k}_{s}"), input, 2, k, s, true, 1.0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("ct_{k}_{s}")), "{err}");
+    }
+    // The raw layer: a weight whose input channels differ, a 3-D weight, stride 0.
+    let layer = |stride| mlp_compute::graph::Layer::ConvTranspose2d { stride };
+    let w = g
+        .param("w", &[4, 2, 3, 3], mlp_compute::graph::Init::Zeros)
+        .unwrap();
+    let w3 = g
+        .param("w3", &[3, 2, 3], mlp_compute::graph::Init::Zeros)
+        .unwrap();
+    let ok = g
+        .param("ok", &[3, 2, 3, 3], mlp_compute::graph::Init::Zeros)
+        .unwrap();
+    for (name, s, ins) in [
+        ("bad_c", 1, [x, w]),
+        ("bad_w", 1, [x, w3]),
+        ("bad_s", 0, [x, ok]),
+        ("bad_x", 1, [v, ok]),
+    ] {
+        let err = g.layer(name, layer(s), &ins).unwrap_err().to_string();
+        assert!(err.contains(name), "{err}");
+    }
+}
+
+/// The transposed convolution on the GPU backend gives the CPU backend's loss and gradients.
+#[test]
+fn gpu_conv_transpose2d_matches_cpu() {
+    let Some(gpu) = gpu_backend() else { return };
+    for (f, k, s) in CT_CASES {
+        let batch = 2;
+        let (xs, ys) = ct_data(f, k, s, batch, 14);
+        let data = Dataset::new(&xs, &ys);
+        let mut a = ct_trainer(backend(), f, k, s, batch);
+        let mut b = ct_trainer(gpu.clone(), f, k, s, batch);
+        let (la, ga) = a.loss_and_gradients(&data).unwrap();
+        let (lb, gb) = b.loss_and_gradients(&data).unwrap();
+        assert!(
+            (la - lb).abs() <= 1e-4 * la.abs().max(1.0),
+            "loss {la} vs {lb}"
+        );
+        let scale = ga
+            .iter()
+            .flat_map(|(_, g)| g.iter())
+            .fold(0f32, |m, v| m.max(v.abs()));
+        for ((n, x), (_, y)) in ga.iter().zip(&gb) {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                assert!(
+                    (p - q).abs() <= 2e-3 * scale,
+                    "f {f} k {k} s {s} {n}[{i}]: CPU {p} vs GPU {q}"
+                );
+            }
+        }
+        let pa = a.predict(&xs).unwrap();
+        let pb = b.predict(&xs).unwrap();
+        for (i, (p, q)) in pa.iter().zip(&pb).enumerate() {
+            assert!(
+                (p - q).abs() <= 1e-4 * (1.0 + p.abs()),
+                "y[{i}]: {p} vs {q}"
+            );
+        }
+    }
+}

@@ -154,6 +154,12 @@ pub enum Layer {
         stride: usize,
         padding: Padding,
     },
+    /// `x[n, ci, h, w], w[ci, co, kh, kw] -> y[n, co, (h - 1) stride + kh, (w - 1) stride + kw]`:
+    /// a transposed convolution without padding (PyTorch's `ConvTranspose2d`, padding 0), the
+    /// input gradient of a valid [`Op::Conv2d`] (lowered to [`Op::Conv2dBackwardInput`]).
+    ConvTranspose2d {
+        stride: usize,
+    },
     /// `x, gamma, beta, running_mean, running_var -> y`: batch statistics in training (the
     /// running statistics are updated with `momentum`, PyTorch style: unbiased variance),
     /// running statistics otherwise.
@@ -188,6 +194,7 @@ impl Layer {
             Layer::BiasAdd { .. } => "bias_add",
             Layer::Add => "add",
             Layer::Conv2d { .. } => "conv2d",
+            Layer::ConvTranspose2d { .. } => "conv_transpose2d",
             Layer::BatchNorm { .. } => "batchnorm",
             Layer::Act(_) => "activation",
             Layer::MaxPool2 => "maxpool2",
@@ -535,6 +542,55 @@ impl Graph {
         self.layer(name, Layer::BiasAdd { axis: 1 }, &[y, b])
     }
 
+    /// A transposed convolution (no padding) on `x[n, c, h, w]` with
+    /// `{name}.weight[c, out, k, k]` (PyTorch's `ConvTranspose2d` layout; Kaiming-uniform with
+    /// `gain` and PyTorch's fan-in `out * k * k`) and, when `bias`, `{name}.bias[out]` (zeros).
+    /// The output is `[n, out, (h - 1) stride + k, (w - 1) stride + k]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv_transpose2d(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        out: usize,
+        kernel: usize,
+        stride: usize,
+        bias: bool,
+        gain: f32,
+    ) -> Result<NodeId> {
+        let xs = self.node(x).shape.clone();
+        if xs.len() != 4 {
+            return Err(shape_err(
+                "conv_transpose2d",
+                format!("layer '{name}': input {xs:?} must be [n, c, h, w]"),
+            ));
+        }
+        if kernel == 0 || stride == 0 || out == 0 {
+            return Err(shape_err(
+                "conv_transpose2d",
+                format!(
+                    "layer '{name}': filters {out}, kernel {kernel} and stride {stride} must be positive"
+                ),
+            ));
+        }
+        let fan_in = out.saturating_mul(kernel).saturating_mul(kernel);
+        let w = self.param(
+            &format!("{name}.weight"),
+            &[xs[1], out, kernel, kernel],
+            Init::KaimingUniform { fan_in, gain },
+        )?;
+        let conv_name = if bias {
+            format!("{name}.conv")
+        } else {
+            name.to_string()
+        };
+        let y = self.layer(&conv_name, Layer::ConvTranspose2d { stride }, &[x, w])?;
+        if !bias {
+            return Ok(y);
+        }
+        let b = self.param(&format!("{name}.bias"), &[out], Init::Zeros)?;
+        self.layer(name, Layer::BiasAdd { axis: 1 }, &[y, b])
+    }
+
     /// Batch norm over axis 1 with `{name}.gamma` (ones), `{name}.beta` (zeros) and the state
     /// `{name}.running_mean` (zeros), `{name}.running_var` (ones); `eps = 1e-5`,
     /// `momentum = 0.1` as PyTorch.
@@ -743,6 +799,37 @@ pub(crate) fn infer(layer: &Layer, ins: &[&[usize]], batch: usize) -> Result<Sha
             },
             2,
         ),
+        Layer::ConvTranspose2d { stride } => {
+            arity(2)?;
+            let (x, w) = (ins[0], ins[1]);
+            if x.len() != 4 || w.len() != 4 {
+                return Err(shape_err(
+                    layer.name(),
+                    format!("input {x:?} must be [n, c, h, w] and weight {w:?} [c, out, kh, kw]"),
+                ));
+            }
+            if *stride == 0 || w[2] == 0 || w[3] == 0 {
+                return Err(shape_err(
+                    layer.name(),
+                    format!("stride {stride} and kernel {w:?} must be positive"),
+                ));
+            }
+            let grow = |n: usize, k: usize| n.checked_sub(1)?.checked_mul(*stride)?.checked_add(k);
+            let (Some(in_h), Some(in_w)) = (grow(x[2], w[2]), grow(x[3], w[3])) else {
+                return Err(shape_err(
+                    layer.name(),
+                    format!("output of input {x:?}, weight {w:?}, stride {stride} overflows"),
+                ));
+            };
+            Ok(Op::Conv2dBackwardInput {
+                stride: *stride,
+                padding: Padding::Valid,
+                in_h,
+                in_w,
+            }
+            .output_shapes(ins)?
+            .swap_remove(0))
+        }
         Layer::BatchNorm { eps, .. } => first(Op::BatchNormEval { eps: *eps }, 5),
         Layer::Act(a) => first(Op::Act(*a), 1),
         Layer::MaxPool2 => first(Op::MaxPool2, 1),

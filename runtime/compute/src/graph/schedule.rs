@@ -14,6 +14,7 @@
 //! | `BiasAdd` | `dx = g` (shared buffer), `db = BiasGrad(g)` |
 //! | `Add` | `g` to both (shared buffer) |
 //! | `Conv2d` | `Conv2dBackwardInput(g, w)`, `Conv2dBackwardWeight(x, g)` |
+//! | `ConvTranspose2d` (forward `Conv2dBackwardInput(x, w)`, valid) | `Conv2d(g, w)`, `Conv2dBackwardWeight(g, x)` |
 //! | `BatchNorm` (train) | `BatchNormBackward(x, g, gamma, mean, invstd)` |
 //! | `Act` | `ActBackward(x, g)` |
 //! | `MaxPool2` | `MaxPool2Backward(x, y, g)` |
@@ -471,6 +472,17 @@ impl Graph {
                     phase,
                     name,
                 )?,
+                Layer::ConvTranspose2d { stride } => lw.one(
+                    Op::Conv2dBackwardInput {
+                        stride: *stride,
+                        padding: Padding::Valid,
+                        in_h: shapes[i][2],
+                        in_w: shapes[i][3],
+                    },
+                    vec![x(0), x(1)],
+                    phase,
+                    name,
+                )?,
                 Layer::BatchNorm { eps, momentum } => {
                     if train {
                         let mut o = lw.emit(
@@ -721,6 +733,38 @@ impl Graph {
                                     kw: w.shape[3],
                                 },
                                 vec![xv, g],
+                                ph,
+                                name,
+                            )?;
+                            contrib[inp(1)].push(dw);
+                        }
+                    }
+                    Layer::ConvTranspose2d { stride } => {
+                        // The forward pass is the input gradient of a valid convolution of
+                        // `y` by `w`, so its gradients are that convolution and its weight
+                        // gradient with the roles of `x` and `y` swapped.
+                        let (xv, w) = (x(0), x(1));
+                        if needs(0) {
+                            let dx = lw.one(
+                                Op::Conv2d {
+                                    stride: *stride,
+                                    padding: Padding::Valid,
+                                },
+                                vec![g.clone(), w.clone()],
+                                ph,
+                                name,
+                            )?;
+                            contrib[inp(0)].push(dx);
+                        }
+                        if needs(1) {
+                            let dw = lw.one(
+                                Op::Conv2dBackwardWeight {
+                                    stride: *stride,
+                                    padding: Padding::Valid,
+                                    kh: w.shape[2],
+                                    kw: w.shape[3],
+                                },
+                                vec![g, xv],
                                 ph,
                                 name,
                             )?;

@@ -414,25 +414,7 @@ fn gpu_loss_and_gradients_match_cpu() {
         let data = Dataset::new(&xs, &ys);
         let mut a = Trainer::new(backend(), unet(&c).unwrap(), config(batch)).unwrap();
         let mut b = Trainer::new(gpu.clone(), unet(&c).unwrap(), config(batch)).unwrap();
-        let (la, ga) = a.loss_and_gradients(&data).unwrap();
-        let (lb, gb) = b.loss_and_gradients(&data).unwrap();
-        assert!(
-            (la - lb).abs() <= 1e-4 * la.abs().max(1.0),
-            "loss {la} vs {lb}"
-        );
-        let scale = ga
-            .iter()
-            .flat_map(|(_, g)| g.iter())
-            .fold(0f32, |m, v| m.max(v.abs()));
-        for ((n, x), (_, y)) in ga.iter().zip(&gb) {
-            for (i, (p, q)) in x.iter().zip(y).enumerate() {
-                assert!(
-                    (p - q).abs() <= 2e-3 * scale,
-                    "{:?} {n}[{i}]: CPU {p} vs GPU {q}",
-                    c.head
-                );
-            }
-        }
+        same_loss_and_gradients(&mut a, &mut b, &data, &format!("{:?}", c.head));
     }
 }
 
@@ -593,6 +575,29 @@ fn conv_transpose2d_schedule_and_bad_inputs() {
     }
 }
 
+/// `a` (CPU) and `b` (GPU) give the same loss (rel 1e-4) and gradients (within 2e-3 of the
+/// largest gradient) on `data`.
+fn same_loss_and_gradients(a: &mut Trainer, b: &mut Trainer, data: &Dataset, what: &str) {
+    let (la, ga) = a.loss_and_gradients(data).unwrap();
+    let (lb, gb) = b.loss_and_gradients(data).unwrap();
+    assert!(
+        (la - lb).abs() <= 1e-4 * la.abs().max(1.0),
+        "{what}: loss {la} vs {lb}"
+    );
+    let scale = ga
+        .iter()
+        .flat_map(|(_, g)| g.iter())
+        .fold(0f32, |m, v| m.max(v.abs()));
+    for ((n, x), (_, y)) in ga.iter().zip(&gb) {
+        for (i, (p, q)) in x.iter().zip(y).enumerate() {
+            assert!(
+                (p - q).abs() <= 2e-3 * scale,
+                "{what} {n}[{i}]: CPU {p} vs GPU {q}"
+            );
+        }
+    }
+}
+
 /// The transposed convolution on the GPU backend gives the CPU backend's loss and gradients.
 #[test]
 fn gpu_conv_transpose2d_matches_cpu() {
@@ -603,24 +608,7 @@ fn gpu_conv_transpose2d_matches_cpu() {
         let data = Dataset::new(&xs, &ys);
         let mut a = ct_trainer(backend(), f, k, s, batch);
         let mut b = ct_trainer(gpu.clone(), f, k, s, batch);
-        let (la, ga) = a.loss_and_gradients(&data).unwrap();
-        let (lb, gb) = b.loss_and_gradients(&data).unwrap();
-        assert!(
-            (la - lb).abs() <= 1e-4 * la.abs().max(1.0),
-            "loss {la} vs {lb}"
-        );
-        let scale = ga
-            .iter()
-            .flat_map(|(_, g)| g.iter())
-            .fold(0f32, |m, v| m.max(v.abs()));
-        for ((n, x), (_, y)) in ga.iter().zip(&gb) {
-            for (i, (p, q)) in x.iter().zip(y).enumerate() {
-                assert!(
-                    (p - q).abs() <= 2e-3 * scale,
-                    "f {f} k {k} s {s} {n}[{i}]: CPU {p} vs GPU {q}"
-                );
-            }
-        }
+        same_loss_and_gradients(&mut a, &mut b, &data, &format!("f {f} k {k} s {s}"));
         let pa = a.predict(&xs).unwrap();
         let pb = b.predict(&xs).unwrap();
         for (i, (p, q)) in pa.iter().zip(&pb).enumerate() {

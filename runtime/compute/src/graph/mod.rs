@@ -524,20 +524,34 @@ impl Graph {
             ));
         }
         let fan_in = xs[1] * kernel * kernel;
+        let w_shape = [out, xs[1], kernel, kernel];
+        let layer = Layer::Conv2d { stride, padding };
+        self.weighted(name, x, layer, &w_shape, fan_in, gain, bias.then_some(out))
+    }
+
+    /// `layer(x, {name}.weight)` with a Kaiming-uniform weight of `w_shape`, then, with
+    /// `bias: Some(c)`, `+ {name}.bias[c]` (zeros) along axis 1 (the layer node is then
+    /// `{name}.conv`, the sum `{name}`).
+    #[allow(clippy::too_many_arguments)]
+    fn weighted(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        layer: Layer,
+        w_shape: &[usize],
+        fan_in: usize,
+        gain: f32,
+        bias: Option<usize>,
+    ) -> Result<NodeId> {
         let w = self.param(
             &format!("{name}.weight"),
-            &[out, xs[1], kernel, kernel],
+            w_shape,
             Init::KaimingUniform { fan_in, gain },
         )?;
-        let conv_name = if bias {
-            format!("{name}.conv")
-        } else {
-            name.to_string()
+        let Some(out) = bias else {
+            return self.layer(name, layer, &[x, w]);
         };
-        let y = self.layer(&conv_name, Layer::Conv2d { stride, padding }, &[x, w])?;
-        if !bias {
-            return Ok(y);
-        }
+        let y = self.layer(&format!("{name}.conv"), layer, &[x, w])?;
         let b = self.param(&format!("{name}.bias"), &[out], Init::Zeros)?;
         self.layer(name, Layer::BiasAdd { axis: 1 }, &[y, b])
     }
@@ -573,22 +587,9 @@ impl Graph {
             ));
         }
         let fan_in = out.saturating_mul(kernel).saturating_mul(kernel);
-        let w = self.param(
-            &format!("{name}.weight"),
-            &[xs[1], out, kernel, kernel],
-            Init::KaimingUniform { fan_in, gain },
-        )?;
-        let conv_name = if bias {
-            format!("{name}.conv")
-        } else {
-            name.to_string()
-        };
-        let y = self.layer(&conv_name, Layer::ConvTranspose2d { stride }, &[x, w])?;
-        if !bias {
-            return Ok(y);
-        }
-        let b = self.param(&format!("{name}.bias"), &[out], Init::Zeros)?;
-        self.layer(name, Layer::BiasAdd { axis: 1 }, &[y, b])
+        let w_shape = [xs[1], out, kernel, kernel];
+        let layer = Layer::ConvTranspose2d { stride };
+        self.weighted(name, x, layer, &w_shape, fan_in, gain, bias.then_some(out))
     }
 
     /// Batch norm over axis 1 with `{name}.gamma` (ones), `{name}.beta` (zeros) and the state

@@ -640,6 +640,41 @@ fn generic_conv2d_and_its_gradients_match_naive_loops() {
     super::linalg::set_generic_convs(false);
 }
 
+mod conv_props {
+    use super::{match_naive_loops, ConvCase};
+    use crate::op::{conv_out, Padding};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Random shapes beyond the fixed lists (any kernel up to 5x5, strides 1 to 3, both
+        /// paddings, widths on both sides of the 16-pixel panels), on the default path and on
+        /// the generic one.
+        #[test]
+        fn random_convs_match_naive_loops(
+            n in 1usize..4,
+            ci in 1usize..11,
+            co in 1usize..11,
+            h in 1usize..19,
+            w in 1usize..35,
+            kh in 1usize..6,
+            kw in 1usize..6,
+            stride in 1usize..4,
+            same: bool,
+            generic: bool,
+            seed: u64,
+        ) {
+            let padding = if same { Padding::Same } else { Padding::Valid };
+            prop_assume!(conv_out(h, kh, stride, padding).is_some_and(|o| o > 0));
+            prop_assume!(conv_out(w, kw, stride, padding).is_some_and(|o| o > 0));
+            crate::cpu::linalg::set_generic_convs(generic);
+            let case = ConvCase::new(n, ci, h, w, co, kh, kw, stride, padding);
+            match_naive_loops(vec![case], seed);
+            crate::cpu::linalg::set_generic_convs(false);
+        }
+    }
+}
+
 /// The three convolutions of every case (on the calling thread's choice of path) against f64
 /// loops over every term.
 fn match_naive_loops(cases: Vec<ConvCase>, seed: u64) {

@@ -155,6 +155,24 @@ fn finish_profile(
     Some((text, v))
 }
 
+/// Autotuning's choices on a GPU backend (`None` on the CPU): the text table (empty when it
+/// is off or tuned nothing) and the JSON value.
+fn autotune_report(backend: &dyn mlp_compute::Backend) -> Option<(String, serde_json::Value)> {
+    let gpu = backend.as_gpu()?;
+    let on = gpu.autotuning();
+    let tuned = gpu.autotuned();
+    let text = if on && !tuned.is_empty() {
+        format!(
+            "GPU kernel autotuning (MLP_GPU_AUTOTUNE=off turns it off):\n{}",
+            mlp_compute::bench::autotune_table(&tuned)
+        )
+    } else {
+        String::new()
+    };
+    let v = serde_json::json!({ "enabled": on, "choices": tuned });
+    Some((text, v))
+}
+
 pub fn devices(json: bool) -> ExitCode {
     let all = mlp_compute::gpu::adapters();
     let pick = mlp_compute::gpu::auto_pick(&all, false);
@@ -416,6 +434,10 @@ fn unet(a: UnetArgs) -> ExitCode {
     if let Some((_, p)) = &profile {
         v["profile"] = p.clone();
     }
+    let tuned = autotune_report(trainer.backend().as_ref());
+    if let Some((_, t)) = &tuned {
+        v["autotune"] = t.clone();
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
@@ -432,6 +454,9 @@ fn unet(a: UnetArgs) -> ExitCode {
         }
         if let Some((text, _)) = &profile {
             print!("{text}");
+            if let Some((t, _)) = &tuned {
+                print!("{t}");
+            }
         }
     }
     ExitCode::SUCCESS
@@ -491,10 +516,14 @@ pub fn bench(cmd: BenchCmd) -> ExitCode {
             };
             // No busy share: the run's wall time includes the CPU reference.
             let profile = finish_profile(backend.as_ref(), profiling, "every case", None);
+            let tuned = autotune_report(backend.as_ref());
             if json {
                 let mut v = serde_json::json!({ "device": backend.describe(), "kernels": ms });
                 if let Some((_, p)) = profile {
                     v["profile"] = p;
+                }
+                if let Some((_, t)) = tuned {
+                    v["autotune"] = t;
                 }
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
@@ -502,6 +531,9 @@ pub fn bench(cmd: BenchCmd) -> ExitCode {
                 print!("{}", mlp_compute::bench::table(&ms));
                 if let Some((text, _)) = profile {
                     print!("\n{text}");
+                }
+                if let Some((t, _)) = tuned.filter(|(t, _)| !t.is_empty()) {
+                    print!("\n{t}");
                 }
             }
             ExitCode::SUCCESS

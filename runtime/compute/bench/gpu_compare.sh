@@ -10,6 +10,8 @@
 # NO_TORCH=1, PROFILE (default --profile: one-epoch U-Net runs after the timed ones report GPU
 # time per kernel from timestamp queries, under "profile" in their JSON; PROFILE= turns it off).
 # results.tgz is rewritten after every step, so a run cut short still returns what it measured.
+# The default runs autotune kernel variants (their choices are under "autotune" in the JSON);
+# the *_rule steps repeat the headline figures with autotuning off.
 set -uo pipefail
 mlp=$(realpath "${1:-target/release/mlp}")
 final=${OUT:-gpu-out}
@@ -52,7 +54,10 @@ if [ "$BIG_EPOCHS" != 0 ]; then
   # A wider U-Net (32 base channels, batch 32): less launch-bound, more arithmetic per step.
   step mlp_unet_wide_gpu 60 "$mlp" bench unet --data "$data" --device gpu --epochs "$BIG_EPOCHS" --base-channels 32 --batch 32 --json $ALLOW
   [ -n "${NO_TORCH:-}" ] || step torch_unet_wide 60 python3 "$here/unet_torch.py" --data "$data" --device cuda --epochs "$BIG_EPOCHS" --base-channels 32 --batch 32 --json
+  # The same with the size rule's kernels only (autotuning off; on by default on a GPU).
+  step mlp_unet_wide_rule 60 env MLP_GPU_AUTOTUNE=off "$mlp" bench unet --data "$data" --device gpu --epochs "$BIG_EPOCHS" --base-channels 32 --batch 32 --json $ALLOW
 fi
+step mlp_matmul_rule 45 env MLP_GPU_AUTOTUNE=off "$mlp" bench kernels --device gpu --json --repeats 10 --scale "$SCALE" --square "$SQUARE" --ops matmul $ALLOW
 # Variants, most telling first. GEMM: the aligned tile variants (MLP_GEMM_TILE), runtime
 # bounds checks on, and the guarded kernel.
 for t in 128x128 128x256 256x128; do

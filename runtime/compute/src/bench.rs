@@ -618,3 +618,31 @@ pub fn profile_table(p: &[crate::gpu::KernelTime]) -> String {
     );
     s
 }
+
+/// Autotuning's choices as a text table: per tuned op, the kernel kept, the size rule's kernel
+/// and each candidate's time per run (`*` marks the one kept).
+pub fn autotune_table(t: &[crate::gpu::TunedKernel]) -> String {
+    use std::fmt::Write;
+    let short = |k: &str| k.trim_end_matches(".wgsl").to_string();
+    let width = t.iter().map(|r| r.op.len()).max().unwrap_or(0).max(2);
+    let mut s = String::new();
+    let _ = writeln!(s, "{:<width$}  candidates (us per run; * kept)", "op");
+    for r in t {
+        let cands: Vec<String> = r
+            .candidates
+            .iter()
+            .map(|(k, us)| {
+                let mark = if *k == r.chosen { "*" } else { "" };
+                format!("{}{mark} {us:.1}", short(k))
+            })
+            .collect();
+        let _ = writeln!(s, "{:<width$}  {}", r.op, cands.join(", "));
+    }
+    let changed = t.iter().filter(|r| r.chosen != r.default).count();
+    let _ = writeln!(
+        s,
+        "{} ops tuned, {changed} of them away from the size rule's kernel (the first listed)",
+        t.len()
+    );
+    s
+}

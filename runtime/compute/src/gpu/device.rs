@@ -38,7 +38,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use wgpu::util::DeviceExt;
 
-use super::adapter::{self, AdapterInfoSummary, GpuOptions};
+use super::adapter::{self, AdapterInfoSummary, AdapterType, GpuOptions};
+use super::autotune::TunedKernel;
 use super::kernels;
 use super::profile::{ProfileMode, Profiler};
 use crate::backend::{check_dispatch, Backend, BufId, DeviceKind, Tensor};
@@ -76,7 +77,7 @@ pub(crate) struct State {
     pool: HashMap<u64, Vec<wgpu::Buffer>>,
     pooled_bytes: u64,
     /// Free scratch buffers (power-of-two sizes).
-    temps: Vec<wgpu::Buffer>,
+    pub(super) temps: Vec<wgpu::Buffer>,
     modules: HashMap<&'static str, wgpu::ShaderModule>,
     pipelines: HashMap<(&'static str, &'static str), Pipeline>,
     /// This batch's parameter slots.
@@ -87,12 +88,14 @@ pub(crate) struct State {
     encoder: Option<wgpu::CommandEncoder>,
     staging: Option<wgpu::Buffer>,
     /// Dispatches recorded since the backend was created (for tests and statistics).
-    dispatches: u64,
-    submits: u64,
+    pub(super) dispatches: u64,
+    pub(super) submits: u64,
     /// Timestamps per dispatch, while profiling is on.
     pub(super) profiler: Option<Box<Profiler>>,
     /// Read-only lookup tables of kernels (the convolutions' per-k geometry), by key.
     tables: HashMap<Vec<u32>, wgpu::Buffer>,
+    /// Autotuned kernel variants by shape class.
+    pub(super) autotune: super::autotune::Cache,
 }
 
 /// The wgpu backend.
@@ -144,6 +147,10 @@ pub(crate) struct Tuning {
     pub gemm_tile: Option<&'static str>,
     /// Force the fast convolutions' tile height (`MLP_CONV_TILE=32|64|128`; benchmarks).
     pub conv_tile: Option<usize>,
+    /// Time interchangeable kernel variants per shape class and keep the fastest
+    /// (`MLP_GPU_AUTOTUNE=on|off`; unset: on for GPU hardware, off on software adapters). See
+    /// [`super::autotune`].
+    pub autotune: Option<bool>,
 }
 
 /// The kernel file of an aligned GEMM tile variant (`"128x256"`), as `MLP_GEMM_TILE` and
@@ -159,7 +166,7 @@ fn gemm_tile_file(tile: &str) -> Option<&'static str> {
 }
 
 /// The fast convolutions' tile heights.
-const CONV_TILES: [usize; 3] = [32, 64, 128];
+pub(super) const CONV_TILES: [usize; 3] = [32, 64, 128];
 
 impl Tuning {
     /// Reads the knobs; a value it does not know is named in a one-line warning on stderr and
@@ -209,7 +216,21 @@ impl Tuning {
                     None
                 }),
         };
+        let autotune = match var("MLP_GPU_AUTOTUNE").as_str() {
+            "" | "auto" => None,
+            "1" | "on" | "true" | "yes" => Some(true),
+            "0" | "off" | "false" | "no" => Some(false),
+            v => {
+                ignored(
+                    "MLP_GPU_AUTOTUNE",
+                    v,
+                    "auto, on/1/true/yes and off/0/false/no",
+                );
+                None
+            }
+        };
         Tuning {
+            autotune,
             checks: flag("MLP_WGSL_CHECKS", false),
             fast_gemm: flag("MLP_GEMM_FAST", true),
             profile,
@@ -361,6 +382,7 @@ impl GpuBackend {
                 submits: 0,
                 profiler: None,
                 tables: HashMap::new(),
+                autotune: Default::default(),
             }),
             uncaptured,
             lost,
@@ -390,7 +412,7 @@ impl GpuBackend {
         v
     }
 
-    /// `(dispatches recorded, batches submitted)` so far.
+    /// `(dispatches recorded, batches submitted)` so far, autotuning's trial runs left out.
     pub fn stats(&self) -> (u64, u64) {
         let st = lock(&self.state);
         (st.dispatches, st.submits)
@@ -423,6 +445,26 @@ impl GpuBackend {
             })?),
         };
         Ok(())
+    }
+
+    /// Whether kernel variants are autotuned per shape class (see [`super::autotune`]): as set
+    /// by [`GpuBackend::set_autotune`] or `MLP_GPU_AUTOTUNE`, else on for GPU hardware and off
+    /// on software adapters.
+    pub fn autotuning(&self) -> bool {
+        self.tuning
+            .autotune
+            .unwrap_or(self.info.device_type != AdapterType::Cpu)
+    }
+
+    /// Turns autotuning on or off (`None`: by adapter type), as `MLP_GPU_AUTOTUNE` does.
+    pub fn set_autotune(&mut self, on: Option<bool>) {
+        self.tuning.autotune = on;
+    }
+
+    /// The kernel variants autotuning has chosen so far, in the order it tuned them, each with
+    /// every variant's time.
+    pub fn autotuned(&self) -> Vec<TunedKernel> {
+        lock(&self.state).autotune.log().to_vec()
     }
 
     /// Tuning knob (tests and benchmarks): whether qualifying convolutions use the fast
@@ -507,7 +549,7 @@ impl GpuBackend {
     }
 
     /// Submits the pending batch (parameters first).
-    fn flush(&self, st: &mut State) -> Result<()> {
+    pub(super) fn flush(&self, st: &mut State) -> Result<()> {
         st.pass = None;
         let Some(mut encoder) = st.encoder.take() else {
             st.params.clear();
@@ -537,7 +579,7 @@ impl GpuBackend {
         res
     }
 
-    fn wait(&self) -> Result<()> {
+    pub(super) fn wait(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| ComputeError::Gpu(format!("waiting for the GPU: {e}")))?;
@@ -555,8 +597,8 @@ impl GpuBackend {
 /// Records the kernels of one op: scratch buffers, parameter slots, pipelines, dispatches.
 pub(crate) struct Recorder<'a> {
     pub gpu: &'a GpuBackend,
-    st: &'a mut State,
-    taken: Vec<wgpu::Buffer>,
+    pub(super) st: &'a mut State,
+    pub(super) taken: Vec<wgpu::Buffer>,
 }
 
 impl Recorder<'_> {

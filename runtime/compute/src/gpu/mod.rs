@@ -9,16 +9,20 @@
 //!   against the CPU backend on random shapes.
 //! - Dispatches are batched into one command encoder and submitted at `sync`/`download` (see
 //!   [`GpuBackend`] for recording, parameter passing, buffer pooling and error handling).
+//! - Kernel variants that give identical results (GEMM tiles, convolution tile heights) are
+//!   autotuned per shape class on GPU hardware (`autotune.rs`).
 //! - Opt-in per-kernel profiling with timestamp queries ([`GpuBackend::enable_profiling`],
 //!   [`GpuBackend::profile`]; `profile.rs`).
 
 mod adapter;
+mod autotune;
 mod device;
 mod kernels;
 mod ops;
 mod profile;
 
 pub use adapter::{adapters, auto_pick, AdapterInfoSummary, AdapterType, GpuOptions};
+pub use autotune::TunedKernel;
 pub use device::GpuBackend;
 pub use profile::{KernelTime, ProfileMode};
 

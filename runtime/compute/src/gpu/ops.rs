@@ -1,7 +1,8 @@
 //! Each op as a sequence of kernel dispatches: parameters, bindings, grids and scratch buffers.
 //! Shapes are already checked (`check_dispatch`) and every tensor has fewer than 2^32 elements.
 
-use super::device::{GpuTensor, Recorder};
+use super::autotune;
+use super::device::{GpuTensor, Recorder, CONV_TILES};
 use super::kernels;
 use crate::error::Result;
 use crate::op::{numel, pad_before, Activation, Op};
@@ -884,18 +885,19 @@ fn fast_gemm_ok(g: &Gemm, bm: usize, bn: usize, bufs: [&wgpu::Buffer; 3]) -> boo
         && fits(bufs[2], last(&g.c, g.m, g.n))
 }
 
-/// The kernel for a product: (file, tile rows, tile columns).
+/// A GEMM kernel: file, tile rows, tile columns.
+type GemmKernel = (&'static str, usize, usize);
+
+/// The kernel for a product.
 /// - A forced tile (`MLP_GEMM_TILE`) where its preconditions hold.
-/// - Products of at least `big_tiles_min` 128x128 tiles: `matmul_fast.wgsl` when aligned,
-///   else the guarded `matmul_big.wgsl`.
-/// - Smaller ones: `matmul_fast_64x64.wgsl` when aligned, else the guarded `matmul.wgsl`.
-fn pick_gemm(
-    rec: &Recorder<'_>,
-    g: &Gemm,
-    bufs: [&wgpu::Buffer; 3],
-) -> (&'static str, usize, usize) {
+/// - Autotuning on: the fastest of the size rule's kernel and every aligned tile that
+///   qualifies (`autotune.rs`), for products of at least `autotune::MIN_FLOPS`.
+/// - The size rule: products of at least `big_tiles_min` 128x128 tiles take
+///   `matmul_fast.wgsl` when aligned, else the guarded `matmul_big.wgsl`; smaller ones
+///   `matmul_fast_64x64.wgsl` when aligned, else the guarded `matmul.wgsl`.
+fn pick_gemm(rec: &mut Recorder<'_>, g: &Gemm, bufs: [&wgpu::Buffer; 3]) -> Result<GemmKernel> {
     let gpu = rec.gpu;
-    let fast = |name: &str| -> Option<(&'static str, usize, usize)> {
+    let fast = |name: &str| -> Option<GemmKernel> {
         let &(file, bm, bn) = FAST_GEMMS.iter().find(|f| f.0 == name)?;
         (gpu.tuning.fast_gemm
             && gpu.limits.max_compute_workgroup_storage_size >= kernels::workgroup_bytes(file)
@@ -903,15 +905,53 @@ fn pick_gemm(
         .then_some((file, bm, bn))
     };
     if let Some(forced) = gpu.tuning.gemm_tile.and_then(fast) {
-        return forced;
+        return Ok(forced);
     }
     let tiles128 = (g.m.div_ceil(128) * g.n.div_ceil(128) * g.batch) as u64;
     let threshold = *gpu.big_tiles_min.lock().unwrap_or_else(|e| e.into_inner());
-    if tiles128 >= threshold {
+    let rule = if tiles128 >= threshold {
         fast("matmul_fast.wgsl").unwrap_or(("matmul_big.wgsl", 128, 128))
     } else {
         fast("matmul_fast_64x64.wgsl").unwrap_or(("matmul.wgsl", 64, 64))
+    };
+    let flops = 2.0 * (g.m * g.n * g.batch) as f64 * g.k as f64;
+    if !gpu.autotuning() || flops < autotune::MIN_FLOPS {
+        return Ok(rule);
     }
+    let mut cands = vec![rule];
+    for f in FAST_GEMMS.iter().filter_map(|f| fast(f.0)) {
+        if !cands.iter().any(|c| c.0 == f.0) {
+            cands.push(f);
+        }
+    }
+    if cands.len() < 2 {
+        return Ok(rule);
+    }
+    let key = vec![
+        0,
+        autotune::class(g.m),
+        autotune::class(g.n),
+        autotune::class(g.k),
+        autotune::class(g.batch),
+        u32::from(g.a.cs == 1),
+        u32::from(g.b.rs == 1),
+    ];
+    let labels: Vec<String> = cands.iter().map(|c| c.0.to_string()).collect();
+    let what = || {
+        let batch = if g.batch > 1 {
+            format!(" batch {}", g.batch)
+        } else {
+            String::new()
+        };
+        let ta = if g.a.cs == 1 { "" } else { " trans_a" };
+        let tb = if g.b.rs == 1 { " trans_b" } else { "" };
+        format!("matmul {}x{}x{}{batch}{ta}{tb}", g.m, g.n, g.k)
+    };
+    let [a, b, c] = bufs;
+    let i = rec.autotune(key, what, &labels, |rec, i| {
+        gemm_with(rec, g, a, b, c, cands[i])
+    })?;
+    Ok(cands[i])
 }
 
 fn gemm(
@@ -924,7 +964,18 @@ fn gemm(
     if g.m == 0 || g.n == 0 || g.batch == 0 {
         return Ok(());
     }
-    let (kernel, bm, bn) = pick_gemm(rec, g, [a, b, c]);
+    let kernel = pick_gemm(rec, g, [a, b, c])?;
+    gemm_with(rec, g, a, b, c, kernel)
+}
+
+fn gemm_with(
+    rec: &mut Recorder<'_>,
+    g: &Gemm,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    c: &wgpu::Buffer,
+    (kernel, bm, bn): GemmKernel,
+) -> Result<()> {
     let grid = [g.n.div_ceil(bn), g.m.div_ceil(bm), g.batch];
     split_grid(rec, grid, |rec, [x0, y0, z0], groups| {
         let p = P::default()
@@ -1062,19 +1113,21 @@ fn conv_fast_smem() -> u32 {
         .unwrap_or(16384)
 }
 
-/// Tile height (rows of M per workgroup; the width is 128 columns of N) of a fast
-/// convolution: the smallest of 32, 64 and 128 that covers M, halved while the grid has fewer
-/// than 256 workgroups (a large GPU has over 100 multiprocessors to fill) unless K is split
-/// (`split`), which fills the grid by itself. `MLP_CONV_TILE` overrides it.
-fn conv_tile(rec: &Recorder<'_>, m: usize, n: usize, split: bool) -> usize {
-    if let Some(t) = rec.gpu.tuning.conv_tile {
-        return t;
-    }
-    let mut bm = match m {
+/// The smallest fast convolution tile height that covers M rows.
+fn covering_tile(m: usize) -> usize {
+    match m {
         0..=32 => 32,
         33..=64 => 64,
         _ => 128,
-    };
+    }
+}
+
+/// Tile height (rows of M per workgroup; the width is 128 columns of N) of a fast
+/// convolution by the size rule: the covering one, halved while the grid has fewer than 256
+/// workgroups (a large GPU has over 100 multiprocessors to fill) unless K is split (`split`),
+/// which fills the grid by itself.
+fn conv_tile(m: usize, n: usize, split: bool) -> usize {
+    let mut bm = covering_tile(m);
     while !split && bm > 32 && n.div_ceil(128) * m.div_ceil(bm) < 256 {
         bm /= 2;
     }
@@ -1195,16 +1248,118 @@ fn conv_fast(
         }
     };
     let split = kind == ConvKind::BackwardWeight;
-    let bm = conv_tile(rec, m, n, split);
-    let kernel = conv_fast_kernel(kind, bm);
-    let (gx, gy) = (n.div_ceil(128), m.div_ceil(bm));
+    let gx = n.div_ceil(128);
     // The weight gradient's K (every output pixel of the batch) is long and its M x N short:
-    // split K over wg.z so that about 512 workgroups run, in chunks of whole K steps.
+    // split K over wg.z so that about 512 workgroups of the covering tile run, in chunks of
+    // whole K steps. The split does not depend on the tile height, so every tile gives the
+    // same sums in the same order (autotuning relies on it).
     let (splits, kchunk) = if split {
-        k_splits(rec, gx * gy, k, 8)
+        k_splits(rec, gx * m.div_ceil(covering_tile(m)), k, 8)
     } else {
         (1, k)
     };
+    let geom = FastConv {
+        kind,
+        m,
+        n,
+        k,
+        kpad,
+        splits,
+        kchunk,
+    };
+    let rule = conv_tile(m, n, split);
+    let flops = 2.0 * (m * n) as f64 * k as f64;
+    let bm = match rec.gpu.tuning.conv_tile {
+        Some(t) => t,
+        None if rec.gpu.autotuning() && flops >= autotune::MIN_FLOPS && m > 32 => {
+            // Tiles taller than M only multiply padding rows: never faster.
+            let mut tiles = vec![rule];
+            tiles.extend(
+                CONV_TILES
+                    .into_iter()
+                    .filter(|&t| t != rule && t <= covering_tile(m)),
+            );
+            let labels: Vec<String> = tiles
+                .iter()
+                .map(|&t| conv_fast_kernel(kind, t).to_string())
+                .collect();
+            let u = |v: usize| v as u32;
+            let key = vec![
+                1 + kind as u32,
+                autotune::class(c.nb),
+                u(c.ci),
+                u(c.h),
+                u(c.w),
+                u(c.co),
+                u(c.kh),
+                u(c.kw),
+                u(c.stride),
+                u(c.pad_t),
+                u(c.pad_l),
+            ];
+            let what = || {
+                format!(
+                    "{} [{},{},{},{}] -> {} {}x{} stride {}",
+                    conv_op_name(kind),
+                    c.nb,
+                    c.ci,
+                    c.h,
+                    c.w,
+                    c.co,
+                    c.kh,
+                    c.kw,
+                    c.stride
+                )
+            };
+            let i = rec.autotune(key, what, &labels, |rec, i| {
+                conv_fast_with(rec, c, &geom, tiles[i], bufs, &tab)
+            })?;
+            tiles[i]
+        }
+        None => rule,
+    };
+    conv_fast_with(rec, c, &geom, bm, bufs, &tab)
+}
+
+fn conv_op_name(kind: ConvKind) -> &'static str {
+    match kind {
+        ConvKind::Forward => "conv2d",
+        ConvKind::BackwardInput => "conv2d_backward_input",
+        ConvKind::BackwardWeight => "conv2d_backward_weight",
+    }
+}
+
+/// A fast convolution as a GEMM: sizes, padded table rows and the K split.
+struct FastConv {
+    kind: ConvKind,
+    m: usize,
+    n: usize,
+    k: usize,
+    kpad: usize,
+    splits: usize,
+    kchunk: usize,
+}
+
+/// Records a fast convolution with tile height `bm`.
+fn conv_fast_with(
+    rec: &mut Recorder<'_>,
+    c: &Conv,
+    f: &FastConv,
+    bm: usize,
+    bufs: [&wgpu::Buffer; 3],
+    tab: &wgpu::Buffer,
+) -> Result<()> {
+    let FastConv {
+        kind,
+        m,
+        n,
+        k,
+        kpad,
+        splits,
+        kchunk,
+    } = *f;
+    let kernel = conv_fast_kernel(kind, bm);
+    let (gx, gy) = (n.div_ceil(128), m.div_ceil(bm));
     let scratch;
     let out = if splits == 1 {
         bufs[2]
@@ -1218,7 +1373,7 @@ fn conv_fast(
             kernel,
             "main",
             &p.0,
-            &[(1, bufs[0]), (2, bufs[1]), (3, out), (4, &tab)],
+            &[(1, bufs[0]), (2, bufs[1]), (3, out), (4, tab)],
             groups,
         )
     })?;

@@ -117,6 +117,56 @@ fn bench_kernels_profile_reports_gpu_time_per_kernel() {
     assert!(p["gpu_ms"].as_f64().unwrap() > 0.0, "{p}");
 }
 
+/// `MLP_GPU_AUTOTUNE=on` on any adapter (lavapipe's default is off): the JSON names each tuned
+/// product with every candidate's time and the kernel kept; `off` tunes nothing.
+#[test]
+fn bench_kernels_reports_autotuned_kernels() {
+    let run = |mode: &str| {
+        Command::new(env!("CARGO_BIN_EXE_mlp"))
+            .args([
+                "bench",
+                "kernels",
+                "--device",
+                "gpu",
+                "--allow-cpu-adapter",
+                "--ops",
+                "matmul",
+                "--scale",
+                "2",
+                "--repeats",
+                "1",
+                "--json",
+            ])
+            .env("MLP_GPU_AUTOTUNE", mode)
+            .output()
+            .expect("run mlp")
+    };
+    let out = run("on");
+    if !out.status.success() {
+        let err = text(&out.stderr);
+        assert!(err.contains("--device gpu"), "{err}");
+        no_adapter(&err);
+        return;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &v["autotune"];
+    assert_eq!(t["enabled"], true, "{t}");
+    let choices = t["choices"].as_array().unwrap();
+    // The 512 x 512 x 512 products, A plain and A transposed (the batched one is too small).
+    assert_eq!(choices.len(), 2, "{t}");
+    for c in choices {
+        assert!(c["op"].as_str().unwrap().starts_with("matmul 512x512x512"), "{c}");
+        let cands = c["candidates"].as_array().unwrap();
+        assert_eq!(cands.len(), 5, "{c}");
+        assert_eq!(cands[0][0], c["default"], "{c}");
+        assert!(cands.iter().any(|k| k[0] == c["chosen"]), "{c}");
+        assert!(cands.iter().all(|k| k[1].as_f64().unwrap() > 0.0), "{c}");
+    }
+    let v: serde_json::Value = serde_json::from_slice(&run("off").stdout).unwrap();
+    assert_eq!(v["autotune"]["enabled"], false);
+    assert!(v["autotune"]["choices"].as_array().unwrap().is_empty());
+}
+
 /// Without an adapter GPU tests skip, except under `CI=true` (CI installs lavapipe), where
 /// that is a failure.
 fn no_adapter(err: &str) {
@@ -148,6 +198,7 @@ fn unknown_kernel_knobs_are_named_and_ignored() {
         .env("MLP_GEMM_TILE", "96x96")
         .env("MLP_CONV_TILE", "48")
         .env("MLP_CONV_FAST", "maybe")
+        .env("MLP_GPU_AUTOTUNE", "sometimes")
         .output()
         .expect("run mlp");
     let err = text(&out.stderr);
@@ -160,6 +211,7 @@ fn unknown_kernel_knobs_are_named_and_ignored() {
         "warning: MLP_GEMM_TILE=96x96 ignored: the values are 64x64",
         "warning: MLP_CONV_TILE=48 ignored: the values are 32, 64 and 128",
         "warning: MLP_CONV_FAST=maybe ignored",
+        "warning: MLP_GPU_AUTOTUNE=sometimes ignored",
     ] {
         assert!(err.contains(want), "{want} missing from: {err}");
     }

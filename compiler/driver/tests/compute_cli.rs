@@ -155,7 +155,10 @@ fn bench_kernels_reports_autotuned_kernels() {
     // The 512 x 512 x 512 products, A plain and A transposed (the batched one is too small).
     assert_eq!(choices.len(), 2, "{t}");
     for c in choices {
-        assert!(c["op"].as_str().unwrap().starts_with("matmul 512x512x512"), "{c}");
+        assert!(
+            c["op"].as_str().unwrap().starts_with("matmul 512x512x512"),
+            "{c}"
+        );
         let cands = c["candidates"].as_array().unwrap();
         assert_eq!(cands.len(), 5, "{c}");
         assert_eq!(cands[0][0], c["default"], "{c}");
@@ -447,4 +450,67 @@ fn devices_json_is_valid_json() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["adapters"].is_array(), "{v}");
     assert!(v["auto"]["device"].is_string(), "{v}");
+}
+
+/// `bench/gpu_summary.py` reads what `gpu_compare.sh` writes: real `bench kernels` JSON (CPU
+/// here) beside a PyTorch file of the same cases gives the matmul share and the convolution
+/// ratio. Skipped without python3.
+#[test]
+fn gpu_summary_reads_bench_json() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: no python3 for bench/gpu_summary.py");
+        return;
+    }
+    let d = tmp("gpu-summary");
+    let out = mlp(&[
+        "bench",
+        "kernels",
+        "--device",
+        "cpu",
+        "--ops",
+        "matmul,conv2d",
+        "--scale",
+        "8",
+        "--square",
+        "64",
+        "--repeats",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::write(d.join("mlp_kernels_gpu.json"), &out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ks = v["kernels"].as_array().unwrap();
+    let sq = ks
+        .iter()
+        .find(|k| k["op"] == "matmul" && k["inputs"][0] == serde_json::json!([64, 64]))
+        .expect("the 64 x 64 square product");
+    let conv = ks.iter().find(|k| k["op"] == "conv2d").unwrap();
+    let (x, w) = (&conv["inputs"][0], &conv["inputs"][1]);
+    // PyTorch at exactly twice mlp's rate on both.
+    let torch = serde_json::json!({"kernels": [
+        {"op": "matmul", "shape": [64, 64, 64], "gflops": 2.0 * sq["gflops"].as_f64().unwrap()},
+        {"op": "conv2d", "shape": [x[0], x[1], w[0], x[2], w[2], 1],
+         "gflops": 2.0 * conv["gflops"].as_f64().unwrap()},
+    ]});
+    std::fs::write(d.join("torch_kernels.json"), torch.to_string()).unwrap();
+    std::fs::write(d.join("summary.txt"), "mlp_kernels_gpu: exit 0 in 1 s\n").unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../runtime/compute/bench/gpu_summary.py"
+    );
+    let res = Command::new("python3")
+        .arg(script)
+        .arg(&d)
+        .output()
+        .unwrap();
+    let md = text(&res.stdout);
+    assert!(res.status.success(), "{}{md}", text(&res.stderr));
+    assert!(md.contains("| 64 |") && md.contains("| 50% |"), "{md}");
+    assert!(md.contains("best share 50% -> NOT met"), "{md}");
+    let conv_row = md
+        .lines()
+        .find(|l| l.starts_with("| conv2d | ") && l.contains("| 0.50 |"));
+    assert!(conv_row.is_some(), "{md}");
+    assert!(md.contains("missing (mlp_unet_gpu)"), "{md}");
 }

@@ -95,13 +95,7 @@ fn bench_kernels_profile_reports_gpu_time_per_kernel() {
         "--json",
         "--profile",
     ]);
-    if !out.status.success() {
-        let err = text(&out.stderr);
-        assert!(err.contains("--device gpu"), "{err}");
-        no_adapter(&err);
-        return;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let Some(v) = gpu_json(&out) else { return };
     let p = &v["profile"];
     if let Some(why) = p["error"].as_str() {
         assert!(why.contains("timestamp"), "{why}");
@@ -141,14 +135,9 @@ fn bench_kernels_reports_autotuned_kernels() {
             .output()
             .expect("run mlp")
     };
-    let out = run("on");
-    if !out.status.success() {
-        let err = text(&out.stderr);
-        assert!(err.contains("--device gpu"), "{err}");
-        no_adapter(&err);
+    let Some(v) = gpu_json(&run("on")) else {
         return;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    };
     let t = &v["autotune"];
     assert_eq!(t["enabled"], true, "{t}");
     let choices = t["choices"].as_array().unwrap();
@@ -168,6 +157,18 @@ fn bench_kernels_reports_autotuned_kernels() {
     let v: serde_json::Value = serde_json::from_slice(&run("off").stdout).unwrap();
     assert_eq!(v["autotune"]["enabled"], false);
     assert!(v["autotune"]["choices"].as_array().unwrap().is_empty());
+}
+
+/// The JSON of a `--device gpu --json` run; `None` (after [`no_adapter`]) when it found no
+/// adapter.
+fn gpu_json(out: &Output) -> Option<serde_json::Value> {
+    if !out.status.success() {
+        let err = text(&out.stderr);
+        assert!(err.contains("--device gpu"), "{err}");
+        no_adapter(&err);
+        return None;
+    }
+    Some(serde_json::from_slice(&out.stdout).expect("JSON on stdout"))
 }
 
 /// Without an adapter GPU tests skip, except under `CI=true` (CI installs lavapipe), where

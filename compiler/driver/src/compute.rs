@@ -14,7 +14,8 @@ pub enum BenchCmd {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// Timed runs per op (the median is reported).
+        /// Timed runs per op (the median is reported), after 150 ms of untimed back-to-back
+        /// runs (GPU clocks ramp up; pipelines compile and kernels autotune).
         #[arg(long, default_value_t = 5)]
         repeats: usize,
         /// Shrink every shape by this factor (for slow devices).

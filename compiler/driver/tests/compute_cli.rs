@@ -104,9 +104,10 @@ fn bench_kernels_profile_reports_gpu_time_per_kernel() {
     let rows = p["kernels"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{p}");
     assert_eq!(rows[0]["kernel"], "add.wgsl");
-    // One checked dispatch and two timed ones.
-    assert_eq!(rows[0]["calls"], 3);
-    assert_eq!(p["dispatches"], 3);
+    // One checked dispatch, the warm-up runs (at least one) and two timed ones.
+    let calls = rows[0]["calls"].as_u64().unwrap();
+    assert!(calls >= 4, "{p}");
+    assert_eq!(p["dispatches"], calls);
     assert!((rows[0]["percent"].as_f64().unwrap() - 100.0).abs() < 1e-9);
     assert!(p["gpu_ms"].as_f64().unwrap() > 0.0, "{p}");
 }

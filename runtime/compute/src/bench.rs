@@ -415,8 +415,12 @@ fn free(backend: &dyn Backend, p: &Placed) {
     }
 }
 
-/// Runs every case on `backend` (median of `repeats` timed dispatches after a warm-up) and,
-/// with a `reference` backend, compares one dispatch's outputs with it.
+/// How long each case runs back to back before it is timed (at most [`WARMUP_MAX_RUNS`] runs).
+pub const WARMUP: std::time::Duration = std::time::Duration::from_millis(150);
+pub const WARMUP_MAX_RUNS: usize = 1000;
+
+/// Runs every case on `backend` (median of `repeats` timed dispatches after a warm-up of
+/// [`WARMUP`]) and, with a `reference` backend, compares one dispatch's outputs with it.
 pub fn run(
     backend: &dyn Backend,
     reference: Option<&dyn Backend>,
@@ -471,6 +475,17 @@ pub fn run(
             free(r, &rp);
             max_abs = Some(a);
             max_rel = Some(if scale > 0.0 { a / scale } else { a });
+        }
+        // Warm-up: back-to-back runs for a while, so that a GPU idle during the reference
+        // check is back at full clocks (one run is not enough for a short kernel), and the
+        // first run's pipeline compilation and autotuning are behind us.
+        let t0 = Instant::now();
+        for _ in 0..WARMUP_MAX_RUNS {
+            backend.dispatch(&case.op, &ins, &os)?;
+            backend.sync()?;
+            if t0.elapsed() >= WARMUP {
+                break;
+            }
         }
         let mut times = Vec::with_capacity(repeats);
         for _ in 0..repeats.max(1) {

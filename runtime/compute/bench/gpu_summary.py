@@ -18,6 +18,10 @@ GOAL_UNET = 0.50  # speed against PyTorch
 def load(path):
     """{file name: bytes} from a results.tgz or a folder."""
     files = {}
+    if not os.path.exists(path):
+        sys.exit(f"gpu_summary: {path}: no such file or folder (give results.tgz or its folder)")
+    if not os.path.isdir(path) and not tarfile.is_tarfile(path):
+        sys.exit(f"gpu_summary: {path}: not a folder nor a tar archive (give results.tgz)")
     if os.path.isdir(path):
         for name in os.listdir(path):
             p = os.path.join(path, name)
@@ -32,14 +36,24 @@ def load(path):
     return files
 
 
+_parsed = {}
+
+
 def js(files, name):
+    """A step's JSON, parsed once; None when missing or unreadable (said on stderr)."""
+    if name in _parsed:
+        return _parsed[name]
     raw = files.get(name + ".json")
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
+    v = None
+    if raw:
+        try:
+            v = json.loads(raw)
+        except ValueError as e:
+            # A step cut short leaves partial JSON: say so, and treat it as missing.
+            print(f"gpu_summary: {name}.json is not valid JSON ({e}); treated as missing",
+                  file=sys.stderr)
+    _parsed[name] = v
+    return v
 
 
 def conv_key(k):

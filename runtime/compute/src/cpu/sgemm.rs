@@ -496,55 +496,55 @@ fn micro(
     beta: f32,
     first: bool,
 ) {
-    let (rows, cols) = c.dim();
-    assert!(i0 < rows && j0 < cols && a.len() >= kc * MR && b.len() >= kc * NR);
-    let (mr, nr) = (MR.min(rows - i0), NR.min(cols - j0));
-    let (rs, cs) = (c.strides()[0], c.strides()[1]);
     let _: Avx2Fma = cpu;
-    // SAFETY: `cpu` proves AVX2 and FMA. `a` and `b` hold `kc` steps of `MR` and `NR` floats
-    // (checked above). Element `(i0, j0)` is in the view, and so is every `(i0 + r, j0 + j)`
-    // with `r < mr`, `j < nr`, at offset `r * rs + j * cs` from it: the kernel touches only
-    // those, through the view's exclusive borrow.
+    assert!(a.len() >= kc * MR && b.len() >= kc * NR);
+    // SAFETY: `cpu` proves AVX2 and FMA; `a` and `b` hold `kc` steps of `MR` and `NR` floats
+    // (checked above).
     unsafe {
-        let cp = c.as_mut_ptr().offset(i0 as isize * rs + j0 as isize * cs);
-        let (b, offs) = (b.as_ptr(), std::ptr::null());
-        kernel_for::<false>(
+        kernel_at::<false>(
             a_rows,
             kc,
             a.as_ptr(),
-            b,
-            offs,
-            cp,
-            (rs, cs),
-            (mr, nr),
+            b.as_ptr(),
+            std::ptr::null(),
+            c,
+            (i0, j0),
             alpha,
             beta,
             first,
-        );
+        )
     }
 }
 
-/// [`kernel`] for `a` row after row (`a_rows`) or step after step.
+/// [`kernel`] on the register block of the view `c` at `(i0, j0)` (up to `MR x NR`, clipped
+/// to the view), `a` row after row (`a_rows`) or step after step.
 ///
 /// # Safety
-/// As [`kernel`].
+/// As [`kernel`] for `kc`, `a`, `b` and `offs`; `c` is checked here. Element `(i0, j0)` is in
+/// the view (asserted), and so is every `(i0 + r, j0 + j)` with `r < mr`, `j < nr`, at offset
+/// `r * rs + j * cs` from it: the kernel touches only those, through the view's exclusive
+/// borrow.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-unsafe fn kernel_for<const DIRECT: bool>(
+unsafe fn kernel_at<const DIRECT: bool>(
     a_rows: bool,
     kc: usize,
     a: *const f32,
     b: *const f32,
     offs: *const usize,
-    c: *mut f32,
-    (rs, cs): (isize, isize),
-    (mr, nr): (usize, usize),
+    c: &mut ArrayViewMut2<f32>,
+    (i0, j0): (usize, usize),
     alpha: f32,
     beta: f32,
     first: bool,
 ) {
-    // SAFETY: the caller's contract is `kernel`'s.
+    let (rows, cols) = c.dim();
+    assert!(i0 < rows && j0 < cols);
+    let (mr, nr) = (MR.min(rows - i0), NR.min(cols - j0));
+    let (rs, cs) = (c.strides()[0], c.strides()[1]);
+    // SAFETY: the caller's contract is `kernel`'s for everything but `c`, see above.
     unsafe {
+        let c = c.as_mut_ptr().offset(i0 as isize * rs + j0 as isize * cs);
         if a_rows {
             kernel::<true, DIRECT>(kc, a, b, offs, c, rs, cs, mr, nr, alpha, beta, first)
         } else {
@@ -809,30 +809,23 @@ fn micro_direct(
     first: bool,
 ) {
     let kc = offs.len();
-    let (rows, cols) = c.dim();
-    assert!(i0 < rows && j0 < cols && a.len() >= kc * MR && base + offs_max + NR <= src.len());
-    let (mr, nr) = (MR.min(rows - i0), NR.min(cols - j0));
-    let (rs, cs) = (c.strides()[0], c.strides()[1]);
     let _: Avx2Fma = cpu;
+    assert!(a.len() >= kc * MR && base + offs_max + NR <= src.len());
     // SAFETY: as in `micro`; step `p` reads `src[base + offs[p]..][..NR]`, inside `src`
     // (`offs[p] <= offs_max`, checked above).
     unsafe {
-        let cp = c.as_mut_ptr().offset(i0 as isize * rs + j0 as isize * cs);
-        let b = src.as_ptr().add(base);
-        let offs = offs.as_ptr();
-        kernel_for::<true>(
+        kernel_at::<true>(
             a_rows,
             kc,
             a.as_ptr(),
-            b,
-            offs,
-            cp,
-            (rs, cs),
-            (mr, nr),
+            src.as_ptr().add(base),
+            offs.as_ptr(),
+            c,
+            (i0, j0),
             alpha,
             beta,
             first,
-        );
+        )
     }
 }
 

@@ -516,17 +516,23 @@ impl Graph {
         bias: bool,
         gain: f32,
     ) -> Result<NodeId> {
-        let xs = self.node(x).shape.clone();
-        if xs.len() != 4 {
-            return Err(shape_err(
-                "conv2d",
-                format!("layer '{name}': input {xs:?} must be [n, c, h, w]"),
-            ));
-        }
+        let xs = self.nchw("conv2d", name, x)?;
         let fan_in = xs[1] * kernel * kernel;
         let w_shape = [out, xs[1], kernel, kernel];
         let layer = Layer::Conv2d { stride, padding };
         self.weighted(name, x, layer, &w_shape, fan_in, gain, bias.then_some(out))
+    }
+
+    /// The shape of `x`, which layer `name` (an `op`) needs as `[n, c, h, w]`.
+    fn nchw(&self, op: &'static str, name: &str, x: NodeId) -> Result<Vec<usize>> {
+        let xs = self.node(x).shape.clone();
+        if xs.len() != 4 {
+            return Err(shape_err(
+                op,
+                format!("layer '{name}': input {xs:?} must be [n, c, h, w]"),
+            ));
+        }
+        Ok(xs)
     }
 
     /// `layer(x, {name}.weight)` with a Kaiming-uniform weight of `w_shape`, then, with
@@ -571,13 +577,7 @@ impl Graph {
         bias: bool,
         gain: f32,
     ) -> Result<NodeId> {
-        let xs = self.node(x).shape.clone();
-        if xs.len() != 4 {
-            return Err(shape_err(
-                "conv_transpose2d",
-                format!("layer '{name}': input {xs:?} must be [n, c, h, w]"),
-            ));
-        }
+        let xs = self.nchw("conv_transpose2d", name, x)?;
         if kernel == 0 || stride == 0 || out == 0 {
             return Err(shape_err(
                 "conv_transpose2d",
